@@ -1,0 +1,204 @@
+/*
+ * ls_agent.h - what the agent's modules share: global state, per-thread state, and the internal
+ * interfaces between interposition, the live table, the stack depot, module registry, scan and
+ * snapshot writer. Everything here is internal (ls__ prefix, hidden visibility).
+ *
+ * Lock order (outermost first): ls__g.check_lock > module lock > table shard locks > depot
+ * bucket locks. The scan takes all of them before it parks the other threads, so no parked thread
+ * can hold one. None of them is ever held across a call into the real allocator.
+ */
+#ifndef LS_AGENT_H
+#define LS_AGENT_H
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "ls_format.h"
+
+#define LS_HIDDEN      __attribute__((visibility("hidden")))
+#define LS_EXPORT      __attribute__((visibility("default")))
+#define LS_LIKELY(x)   __builtin_expect(!!(x), 1)
+#define LS_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define LS_COLD        __attribute__((cold, noinline))
+#define LS_MAX_FRAMES_LIMIT 256
+
+/* ---- options (ls_options.c) ------------------------------------------------------------------ */
+typedef struct ls_options {
+#define LS_OPT(name, type, def, desc) LS_OPT_FIELD_##type(name);
+#define LS_OPT_FIELD_BOOL(n)          int n
+#define LS_OPT_FIELD_INT(n)           long n
+#define LS_OPT_FIELD_STR(n)           char n[512]
+#include "ls_options.def"
+#undef LS_OPT
+} ls_options_t;
+
+/* Parses LEAKSCOPE_OPTIONS into o (defaults first). Bad items are reported once and ignored. */
+void ls__options_parse(ls_options_t *o, const char *env);
+
+/* ---- global and per-thread state ------------------------------------------------------------- */
+enum { LS_UNWIND_FAST, LS_UNWIND_LIBUNWIND, LS_UNWIND_FP };
+
+typedef struct ls_exit_state {
+    uintptr_t sp;       /* the exiting thread's stack pointer when it entered the exit path */
+    uintptr_t regs[16]; /* registers that may hold pointers at that moment */
+    int nregs;
+} ls_exit_state_t;
+
+typedef struct ls_global {
+    _Atomic int state; /* LS_STATE_* */
+    ls_options_t opt;
+    int unwinder;
+    size_t max_frames;
+    pid_t pid;         /* the pid the agent believes it has; differs in a vfork/clone child */
+    uint64_t start_realtime_ns;
+    uint64_t start_mono_ns;
+    int stop_signal;
+    _Atomic int exiting;  /* set once the exit path has run the check */
+    _Atomic int check_lock;
+    /* stats */
+    _Atomic uint64_t unknown_frees, agent_errors;
+    _Atomic int have_exit_status;
+    int exit_status;
+    _Atomic uint64_t agent_bytes;
+    ls_exit_state_t exit_state;
+    _Atomic int have_exit_state;
+} ls_global_t;
+
+enum { LS_STATE_UNINIT = 0, LS_STATE_INITIALIZING = 1, LS_STATE_READY = 2, LS_STATE_DISABLED = 3 };
+
+extern ls_global_t ls__g LS_HIDDEN;
+
+typedef struct ls_tls {
+    int guard;          /* nonzero while the agent runs on this thread: calls pass through */
+    int inited;
+    uintptr_t stack_lo, stack_hi;
+    uint64_t truncated; /* stacks cut at max_frames on this thread */
+    ls_exit_state_t exit_state;
+    int have_exit_state;
+} ls_tls_t;
+
+extern __thread ls_tls_t ls__tls LS_HIDDEN;
+
+void ls__thread_init_slow(ls_tls_t *t) LS_HIDDEN;
+
+/* ---- memory for the agent itself (ls_mem.c): mmap-backed, never the host's allocator ------- */
+void *ls__map(size_t size) LS_HIDDEN;              /* zeroed pages, NULL on failure (counted) */
+void ls__unmap(void *p, size_t size) LS_HIDDEN;
+void ls__mem_lock(void) LS_HIDDEN;   /* for fork: no child inherits a held region lock */
+void ls__mem_unlock(void) LS_HIDDEN;
+void *ls__perm_alloc(size_t size) LS_HIDDEN;       /* small permanent objects, 16-aligned */
+/* Agent-owned ranges, excluded from the leak scan's roots. */
+typedef struct ls_range {
+    uintptr_t lo, hi;
+} ls_range_t;
+size_t ls__mem_ranges(ls_range_t *out, size_t max) LS_HIDDEN;
+
+/* ---- diagnostics (ls_log.c): formatted with a stack buffer, written to fd 2 ------------------ */
+void ls__log(const char *fmt, ...) LS_HIDDEN __attribute__((format(printf, 1, 2)));
+void ls__error(const char *fmt, ...) LS_HIDDEN __attribute__((format(printf, 1, 2)));
+uint64_t ls__now_ns(void) LS_HIDDEN;      /* CLOCK_MONOTONIC since agent start */
+void ls__spin_lock(_Atomic int *l) LS_HIDDEN;
+static inline void ls__spin_unlock(_Atomic int *l)
+{
+    atomic_store_explicit(l, 0, memory_order_release);
+}
+
+/* ---- live-block table (ls_table.c) ------------------------------------------------------------ */
+typedef struct ls_block {
+    uintptr_t addr;
+    uint64_t size_flags; /* low 48 bits: requested size; high 16: LS_BF_* */
+    uint32_t stack;      /* stack depot id, 0 = none */
+    uint32_t birth;      /* CLOCK_MONOTONIC_COARSE since start, in 2^20 ns (~1 ms) units */
+} ls_block_t;
+
+#define LS_SIZE_MASK   ((1ull << 48) - 1)
+#define LS_BF_IGNORED  (1ull << 48) /* ls_ignore(): treat as reachable */
+
+void ls__table_init(void) LS_HIDDEN;
+void ls__table_insert(uintptr_t addr, uint64_t size, uint32_t stack) LS_HIDDEN;
+/* Removes addr; returns true and fills *out when it was tracked. */
+bool ls__table_remove(uintptr_t addr, ls_block_t *out) LS_HIDDEN;
+bool ls__table_lookup(uintptr_t addr, ls_block_t *out) LS_HIDDEN;
+bool ls__table_set_flag(uintptr_t addr, uint64_t flag) LS_HIDDEN;
+void ls__table_lock_all(void) LS_HIDDEN;
+void ls__table_unlock_all(void) LS_HIDDEN;
+/* With all shards locked: the number of live blocks, and a copy of them into out (cap entries). */
+size_t ls__table_count_locked(void) LS_HIDDEN;
+size_t ls__table_copy_locked(ls_block_t *out, size_t cap) LS_HIDDEN;
+void ls__table_after_fork_child(void) LS_HIDDEN;
+
+/* ---- stack depot (ls_stackdepot.c) ----------------------------------------------------------- */
+uint32_t ls__depot_intern(const uintptr_t *pcs, size_t n) LS_HIDDEN;
+/* Frames of id; returns count, *pcs points into the depot (valid forever). */
+size_t ls__depot_get(uint32_t id, const uintptr_t **pcs) LS_HIDDEN;
+uint32_t ls__depot_next_id(void) LS_HIDDEN; /* ids are handed out in increasing order */
+uint64_t ls__depot_count(void) LS_HIDDEN;
+void ls__depot_after_fork_child(void) LS_HIDDEN;
+void ls__depot_lock_all(void) LS_HIDDEN;
+void ls__depot_unlock_all(void) LS_HIDDEN;
+
+/* ---- stack capture (ls_capture.c, on top of ls_unwind.h) --------------------------------------- */
+struct ls_uw_frame;
+uint32_t ls__capture_stack(const struct ls_uw_frame *caller) LS_HIDDEN;
+
+/* ---- loaded objects (ls_modules.c) ----------------------------------------------------------- */
+void ls__modules_refresh(uint32_t first_stack) LS_HIDDEN; /* after init, dlopen, dlclose */
+struct ls_fmt_writer;
+size_t ls__modules_write(struct ls_fmt_writer *w) LS_HIDDEN;
+void ls__modules_lock(void) LS_HIDDEN;
+void ls__modules_unlock(void) LS_HIDDEN;
+
+/* ---- /proc/self/maps without allocating (ls_maps.c) ------------------------------------------ */
+typedef struct ls_mapping {
+    uintptr_t lo, hi;
+    bool r, w, x, shared;
+    uint64_t offset;
+    const char *path; /* "" for anonymous; "[heap]", "[stack]", ...; valid during the callback */
+} ls_mapping_t;
+/* Calls fn for each mapping in address order; stops early when fn returns nonzero.
+ * Returns 0, or -1 when /proc/self/maps cannot be read. */
+int ls__maps_foreach(int (*fn)(const ls_mapping_t *m, void *ctx), void *ctx) LS_HIDDEN;
+
+/* ---- threads (ls_threads.c) ------------------------------------------------------------------ */
+/* A thread the agent saw start through pthread_create; dead ones keep their range so the scan can
+ * leave their (cached, stale) stacks out of the roots. */
+typedef struct ls_thread_rec {
+    _Atomic pid_t tid; /* 0 once dead */
+    uintptr_t stack_lo, stack_hi;
+} ls_thread_rec_t;
+void ls__threads_init(void) LS_HIDDEN;
+void ls__threads_register_self(void) LS_HIDDEN;
+size_t ls__threads_snapshot(ls_thread_rec_t *out, size_t max) LS_HIDDEN;
+void ls__threads_after_fork_child(void) LS_HIDDEN;
+
+/* ---- leak check and snapshot (ls_scan.c, ls_snapshot.c) --------------------------------------- */
+typedef struct ls_check_result {
+    ls_block_t *blocks;  /* sorted by address */
+    uint8_t *kind;       /* ls_fmt_block_kind_t per block */
+    uint8_t *bflags;     /* LS_BLOCK_* per block */
+    uint32_t *leader;    /* per block, LS_NO_LEADER unless indirectly lost */
+    size_t n;
+    size_t map_size;     /* bytes mapped for the arrays above */
+    uint64_t root_bytes, scan_ns;
+    unsigned threads_stopped, threads_unresponsive;
+    bool checked;        /* reachability computed */
+} ls_check_result_t;
+
+enum { LS_CHECK_EXIT, LS_CHECK_SIGNAL, LS_CHECK_LIVE };
+/* Parks the other threads, copies the live table and, if classify, runs the reachability scan.
+ * self_sp/self_regs describe the calling thread's live stack and registers. */
+int ls__check_run(ls_check_result_t *res, bool classify, const ls_exit_state_t *self) LS_HIDDEN;
+void ls__check_free(ls_check_result_t *res) LS_HIDDEN;
+/* Writes a snapshot file atomically. */
+int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reason, int exit_status,
+                       int signo) LS_HIDDEN;
+/* Expands %p in the output option. */
+void ls__output_path(char *buf, size_t len, const char *suffix) LS_HIDDEN;
+/* The whole exit path: check, write, summary. Runs once per process image. */
+void ls__at_exit(int reason, int status, int signo, const ls_exit_state_t *st) LS_HIDDEN;
+
+#endif

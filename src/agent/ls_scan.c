@@ -1,0 +1,511 @@
+/*
+ * ls_scan.c - the leak check: valgrind memcheck's reachability algorithm on the live table.
+ *
+ * 1. Under all agent locks, park the other threads and copy the live table, sorted by address.
+ * 2. Roots: every readable+writable mapping except the heap itself ([heap], glibc's thread-arena
+ *    heaps, mmap'd chunks of live blocks), the agent's own memory and the stacks of exited
+ *    threads; each live thread's stack from its parked SP (minus the 128-byte red zone) to its
+ *    top, and its registers; for the thread running the check, the stack and registers it had
+ *    when it entered the exit path (our own frames below that are not the program's).
+ * 3. Mark (valgrind's lc_push/lc_scan_memory): an aligned word equal to a block's start marks it
+ *    Reachable when the word's holder is definite (a root or a Reachable block), else Possible;
+ *    a word inside a block marks it Possible unless one of valgrind's default heuristics
+ *    (stdstring, length64, newarray, multipleinheritance) explains it, then Reachable.
+ * 4. Cliques: each still-Unreached block, in address order, scans what it reaches; every
+ *    Unreached block it finds becomes indirectly lost with it as leader; the leaders left are
+ *    definitely lost. So a lost cycle is one definite block and the rest indirect, as valgrind.
+ *
+ * Nothing here allocates: arrays are mapped before the world stops; /proc is read with read(2).
+ * glibc's own bookkeeping pointers (main_arena.top and the bins, in libc's .data) point at the
+ * header of the chunk after a block, which overlaps that block's last 8 bytes: such a word is not
+ * taken as an interior pointer.
+ */
+#define _GNU_SOURCE
+#include "ls_agent.h"
+#include "ls_format.h"
+#include "ls_stopworld.h"
+
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+enum { ST_UNREACHED = 0, ST_POSSIBLE = 1, ST_REACHABLE = 2, ST_INDIRECT = 3 };
+
+#define LS_MAX_MAPS    65536
+#define LS_MAX_EXCL    (LS_MAX_MAPS + 16384)
+#define LS_REDZONE     128
+#define LS_HEAP_MAX    (64ull << 20) /* glibc HEAP_MAX_SIZE on 64-bit: thread arenas align to it */
+
+typedef struct scan_ctx {
+    /* blocks */
+    const ls_block_t *b;
+    size_t n;
+    uintptr_t min_addr, max_end;
+    uint8_t *state, *heur;
+    uint32_t *clique;
+    uint32_t *stack; /* mark stack */
+    size_t sp, cap;
+    /* address space */
+    ls_mapping_t *maps; /* readable mappings (paths not kept) */
+    size_t nmaps;
+    bool *map_file;     /* mapping is file-backed (for the vtable heuristic) */
+    ls_range_t *excl;
+    size_t nexcl;
+    uint64_t root_bytes;
+} scan_ctx_t;
+
+/* ---- block lookup -------------------------------------------------------------------------- */
+
+static inline size_t bsize(const ls_block_t *b)
+{
+    return (size_t)(b->size_flags & LS_SIZE_MASK);
+}
+
+/* Index of the block containing v, or -1. valgrind: a 0-byte block contains its start. */
+static inline long find_block(const scan_ctx_t *c, uintptr_t v)
+{
+    if (v < c->min_addr || v >= c->max_end) return -1;
+    size_t lo = 0, hi = c->n;
+    while (hi - lo > 1) {
+        size_t mid = (lo + hi) / 2;
+        if (c->b[mid].addr <= v) lo = mid;
+        else hi = mid;
+    }
+    const ls_block_t *b = &c->b[lo];
+    size_t sz = bsize(b);
+    if (v >= b->addr && (v < b->addr + sz || (sz == 0 && v == b->addr))) return (long)lo;
+    return -1;
+}
+
+static const ls_mapping_t *find_map(const scan_ctx_t *c, uintptr_t a)
+{
+    size_t lo = 0, hi = c->nmaps;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (c->maps[mid].hi <= a) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < c->nmaps && c->maps[lo].lo <= a ? &c->maps[lo] : NULL;
+}
+
+static bool readable_word(const scan_ctx_t *c, uintptr_t a)
+{
+    const ls_mapping_t *m = find_map(c, a);
+    return m && m->r && a + 8 <= m->hi;
+}
+
+/* glibc's in-use chunk header word (size | flags) just before a block, when it can be read. */
+static bool chunk_header(const scan_ctx_t *c, const ls_block_t *b, uint64_t *hdr)
+{
+    if (b->addr < 16 || !readable_word(c, b->addr - 8)) return false;
+    *hdr = *(const uint64_t *)(b->addr - 8);
+    return true;
+}
+
+/* ---- valgrind's heuristics, for interior pointers ------------------------------------------ */
+
+static bool is_vtable(const scan_ctx_t *c, uintptr_t p)
+{
+    if (p % 8 || p < 4096) return false;
+    const ls_mapping_t *m = find_map(c, p);
+    if (!m || !m->r || !c->map_file[m - c->maps]) return false;
+    uintptr_t end = p + 20 * 8;
+    if (end > m->hi - 8) end = m->hi - 8;
+    int fns = 0;
+    for (uintptr_t s = p; s <= end; s += 8) {
+        uintptr_t fn = *(const uintptr_t *)s;
+        if (!fn) continue;
+        const ls_mapping_t *fm = find_map(c, fn);
+        if (!fm || !fm->x || !c->map_file[fm - c->maps]) return false;
+        if (++fns == 2) return true;
+    }
+    return false;
+}
+
+static bool heuristic_reachable(const scan_ctx_t *c, uintptr_t ptr, const ls_block_t *b)
+{
+    size_t sz = bsize(b);
+    const ls_mapping_t *m = find_map(c, b->addr);
+    if (!m || !m->r || b->addr + sz > m->hi) return false; /* stale entry: never read it */
+    const uint64_t *w = (const uint64_t *)b->addr;
+    /* stdstring: {length, capacity, refcount, chars[capacity+1]}, ptr at chars */
+    if (ptr == b->addr + 24 && sz >= 24) {
+        uint64_t cap = w[1];
+        if (24 + cap + 1 == sz && w[0] <= cap) return true;
+    }
+    /* length64: {u64 remaining size, data}, ptr at data (sqlite's allocator does this) */
+    if (ptr == b->addr + 8 && sz >= 8 && w[0] > 0 && sz - 8 == w[0]) return true;
+    /* newarray: {u64 count, elements}, ptr at the elements (C++ new[] with destructors) */
+    if (ptr == b->addr + 8 && sz >= 8 && w[0] > 0 && (sz - 8) % w[0] == 0) return true;
+    /* multipleinheritance: ptr at a secondary vtable pointer inside the object */
+    if (ptr % 8 == 0 && sz >= 8 && ptr + 8 <= b->addr + sz) {
+        uintptr_t inner = *(const uintptr_t *)ptr, first = w[0];
+        if (inner % 8 == 0 && inner >= 4096 && first % 8 == 0 && first >= 4096 &&
+            is_vtable(c, inner) && is_vtable(c, first))
+            return true;
+    }
+    return false;
+}
+
+/* ---- marking --------------------------------------------------------------------------------- */
+
+static inline void push(scan_ctx_t *c, uint32_t i)
+{
+    if (c->sp < c->cap) c->stack[c->sp++] = i;
+}
+
+/* Is v a word glibc keeps pointing at the next chunk's header (see the file comment)? */
+static bool is_next_chunk_header(const scan_ctx_t *c, const ls_block_t *b, uintptr_t v)
+{
+    uint64_t hdr;
+    if (!chunk_header(c, b, &hdr) || (hdr & 2)) return false; /* 2 = IS_MMAPPED */
+    return v == b->addr - 16 + (hdr & ~7ull);
+}
+
+/* valgrind lc_push_without_clique_if_a_chunk_pointer */
+static inline void mark_word(scan_ctx_t *c, uintptr_t v, bool prior_definite)
+{
+    long i = find_block(c, v);
+    if (i < 0) return;
+    const ls_block_t *b = &c->b[i];
+    uint8_t *st = &c->state[i];
+    if (*st == ST_REACHABLE) {
+        if (c->heur[i] && v == b->addr) c->heur[i] = 0;
+        return;
+    }
+    bool start = v == b->addr;
+    if (!start && is_next_chunk_header(c, b, v)) return;
+    bool via_reach = start;
+    if (!start) {
+        c->heur[i] = heuristic_reachable(c, v, b);
+        via_reach = c->heur[i];
+    }
+    if (via_reach && prior_definite) {
+        *st = ST_REACHABLE;
+        push(c, (uint32_t)i);
+    } else if (*st == ST_UNREACHED) {
+        *st = ST_POSSIBLE;
+        push(c, (uint32_t)i);
+    }
+}
+
+/* valgrind lc_push_with_clique_if_a_chunk_pointer */
+static inline void clique_word(scan_ctx_t *c, uintptr_t v, uint32_t leader)
+{
+    long i = find_block(c, v);
+    if (i < 0 || c->state[i] != ST_UNREACHED || (uint32_t)i == leader) return;
+    const ls_block_t *b = &c->b[i];
+    if (v != b->addr && is_next_chunk_header(c, b, v)) return;
+    c->state[i] = ST_INDIRECT;
+    c->clique[i] = leader;
+    push(c, (uint32_t)i);
+}
+
+static void scan_range(scan_ctx_t *c, uintptr_t lo, uintptr_t hi, bool prior_definite,
+                       long leader)
+{
+    lo = (lo + 7) & ~(uintptr_t)7;
+    hi &= ~(uintptr_t)7;
+    for (uintptr_t a = lo; a < hi; a += 8) {
+        uintptr_t v = *(const uintptr_t *)a;
+        if (v < c->min_addr || v >= c->max_end) continue;
+        if (leader < 0) mark_word(c, v, prior_definite);
+        else clique_word(c, v, (uint32_t)leader);
+    }
+}
+
+static void process_stack(scan_ctx_t *c, long leader)
+{
+    while (c->sp) {
+        uint32_t i = c->stack[--c->sp];
+        const ls_block_t *b = &c->b[i];
+        /* Blocks outside any readable mapping are stale entries (a missed free of memory since
+         * unmapped): never touch them. */
+        const ls_mapping_t *m = find_map(c, b->addr);
+        if (!m || !m->r || b->addr + bsize(b) > m->hi) continue;
+        scan_range(c, b->addr, b->addr + bsize(b), c->state[i] != ST_POSSIBLE, leader);
+    }
+}
+
+/* ---- roots ----------------------------------------------------------------------------------- */
+
+typedef struct maps_collect {
+    scan_ctx_t *c;
+    ls_range_t *heaps; /* [heap] and thread-arena heaps found */
+    size_t nheaps, maxheaps;
+} maps_collect_t;
+
+static int collect_map(const ls_mapping_t *m, void *ctx)
+{
+    maps_collect_t *mc = ctx;
+    scan_ctx_t *c = mc->c;
+    if (c->nmaps >= LS_MAX_MAPS) return 1;
+    ls_mapping_t copy = *m;
+    bool file = m->path[0] == '/';
+    copy.path = NULL;
+    c->map_file[c->nmaps] = file;
+    c->maps[c->nmaps++] = copy;
+    if (!m->r || !m->w) return 0;
+    bool heap = !strcmp(m->path, "[heap]");
+    /* glibc thread arenas: HEAP_MAX_SIZE-aligned heaps starting with a heap_info
+     * {ar_ptr, prev, size, ...}; the first heap of an arena holds its malloc_state right after. */
+    if (!heap && !m->path[0] && m->lo % LS_HEAP_MAX == 0 && m->hi - m->lo >= 4096) {
+        const uintptr_t *hi = (const uintptr_t *)m->lo;
+        if (hi[2] && hi[2] <= LS_HEAP_MAX && hi[2] % 4096 == 0 &&
+            (hi[0] == m->lo + 48 || (hi[1] && hi[1] % LS_HEAP_MAX == 0)))
+            heap = true;
+    }
+    /* Device mappings are never scanned (valgrind: reading them may hang), /dev/zero is. */
+    if (!strncmp(m->path, "/dev/", 5) && strcmp(m->path, "/dev/zero")) heap = true;
+    if (!strcmp(m->path, "[vvar]") || !strcmp(m->path, "[vsyscall]")) heap = true;
+    if (heap && mc->nheaps < mc->maxheaps) mc->heaps[mc->nheaps++] = (ls_range_t){m->lo, m->hi};
+    return 0;
+}
+
+static void excl_add(scan_ctx_t *c, uintptr_t lo, uintptr_t hi)
+{
+    if (hi > lo && c->nexcl < LS_MAX_EXCL) c->excl[c->nexcl++] = (ls_range_t){lo, hi};
+}
+
+static void sort_ranges(ls_range_t *r, size_t n)
+{
+    /* insertion sort on nearly-sorted input, shell gaps for the rest */
+    static const size_t gaps[] = {701, 301, 132, 57, 23, 10, 4, 1};
+    for (size_t g = 0; g < sizeof(gaps) / sizeof(gaps[0]); g++) {
+        size_t gap = gaps[g];
+        for (size_t i = gap; i < n; i++) {
+            ls_range_t t = r[i];
+            size_t j = i;
+            while (j >= gap && r[j - gap].lo > t.lo) {
+                r[j] = r[j - gap];
+                j -= gap;
+            }
+            r[j] = t;
+        }
+    }
+}
+
+/* Scans [lo, hi) minus the (sorted) exclusions as definite roots. */
+static void scan_root_range(scan_ctx_t *c, uintptr_t lo, uintptr_t hi)
+{
+    for (size_t i = 0; i < c->nexcl && lo < hi; i++) {
+        const ls_range_t *e = &c->excl[i];
+        if (e->hi <= lo) continue;
+        if (e->lo >= hi) break;
+        if (e->lo > lo) {
+            scan_range(c, lo, e->lo, true, -1);
+            c->root_bytes += e->lo - lo;
+        }
+        if (e->hi > lo) lo = e->hi;
+    }
+    if (lo < hi) {
+        scan_range(c, lo, hi, true, -1);
+        c->root_bytes += hi - lo;
+    }
+}
+
+/* ---- sorting the blocks by address (radix, no allocation) ------------------------------------- */
+
+static void radix_sort(ls_block_t *a, ls_block_t *tmp, size_t n, uint32_t *count)
+{
+    for (int shift = 0; shift < 48; shift += 16) {
+        memset(count, 0, 65536 * sizeof(uint32_t));
+        for (size_t i = 0; i < n; i++) count[(a[i].addr >> shift) & 0xffff]++;
+        if (count[(a[0].addr >> shift) & 0xffff] == n) continue; /* all equal: nothing to do */
+        uint32_t sum = 0;
+        for (size_t d = 0; d < 65536; d++) {
+            uint32_t k = count[d];
+            count[d] = sum;
+            sum += k;
+        }
+        for (size_t i = 0; i < n; i++) tmp[count[(a[i].addr >> shift) & 0xffff]++] = a[i];
+        memcpy(a, tmp, n * sizeof(*a));
+    }
+}
+
+/* ---- the check --------------------------------------------------------------------------------- */
+
+static void *carve(char **p, size_t bytes)
+{
+    void *r = *p;
+    *p += (bytes + 63) & ~(size_t)63;
+    return r;
+}
+
+int ls__check_run(ls_check_result_t *res, bool classify, const ls_exit_state_t *self)
+{
+    memset(res, 0, sizeof(*res));
+    uint64_t t0 = ls__now_ns();
+    ls__spin_lock(&ls__g.check_lock);
+    ls__modules_lock();
+    ls__depot_lock_all();
+    ls__table_lock_all();
+
+    /* Map everything before the world stops: a parked thread may hold locks ls__map needs. */
+    size_t n = ls__table_count_locked();
+    size_t cap = n + 16;
+    size_t bytes = 64 * 8 + cap * sizeof(ls_block_t) * 2 + cap * (1 + 1 + 1 + 1 + 4 + 4 * 3) +
+                   65536 * 4 + LS_MAX_MAPS * (sizeof(ls_mapping_t) + 1) +
+                   LS_MAX_EXCL * sizeof(ls_range_t) + 4096 * sizeof(ls_range_t) +
+                   4096 * sizeof(ls_thread_rec_t) + 2048 * sizeof(ls_range_t) + 20 * 64;
+    char *mem = ls__map(bytes);
+    if (!mem) {
+        ls__table_unlock_all();
+        ls__depot_unlock_all();
+        ls__modules_unlock();
+        ls__spin_unlock(&ls__g.check_lock);
+        ls__error("leak check skipped: cannot map %zu bytes", bytes);
+        return -1;
+    }
+    char *p = mem;
+    scan_ctx_t c;
+    memset(&c, 0, sizeof(c));
+    ls_block_t *blocks = carve(&p, cap * sizeof(ls_block_t));
+    ls_block_t *tmp = carve(&p, cap * sizeof(ls_block_t));
+    res->kind = carve(&p, cap);
+    res->bflags = carve(&p, cap);
+    c.state = carve(&p, cap);
+    c.heur = carve(&p, cap);
+    res->leader = carve(&p, cap * 4);
+    c.clique = carve(&p, cap * 4);
+    c.cap = cap * 3;
+    c.stack = carve(&p, c.cap * 4);
+    uint32_t *count = carve(&p, 65536 * 4);
+    c.maps = carve(&p, LS_MAX_MAPS * sizeof(ls_mapping_t));
+    c.map_file = carve(&p, LS_MAX_MAPS);
+    c.excl = carve(&p, LS_MAX_EXCL * sizeof(ls_range_t));
+    ls_range_t *agent = carve(&p, 4096 * sizeof(ls_range_t));
+    ls_thread_rec_t *trecs = carve(&p, 4096 * sizeof(ls_thread_rec_t));
+    ls_range_t *heaps = carve(&p, 1024 * sizeof(ls_range_t));
+    ls_range_t *live = carve(&p, 1024 * sizeof(ls_range_t));
+    size_t nagent = ls__mem_ranges(agent, 4096);
+    size_t ntrecs = ls__threads_snapshot(trecs, 4096);
+
+    ls_parked_t *parked = NULL;
+    size_t nparked = 0;
+    unsigned unresponsive = 0;
+    if (classify) nparked = ls__stopworld_stop(&parked, &unresponsive);
+
+    n = ls__table_copy_locked(blocks, cap);
+    ls__table_unlock_all(); /* parked threads cannot touch it; live ones (no check) may go on */
+    ls__depot_unlock_all();
+    if (n) radix_sort(blocks, tmp, n, count);
+    res->blocks = blocks;
+    res->n = n;
+    res->map_size = bytes;
+    res->threads_stopped = (unsigned)nparked;
+    res->threads_unresponsive = unresponsive;
+    c.b = blocks;
+    c.n = n;
+    for (size_t i = 0; i < n; i++) {
+        res->leader[i] = LS_NO_LEADER;
+        c.clique[i] = LS_NO_LEADER;
+    }
+
+    if (classify && n) {
+        c.min_addr = blocks[0].addr;
+        for (size_t i = 0; i < n; i++) {
+            uintptr_t e = blocks[i].addr + (bsize(&blocks[i]) ? bsize(&blocks[i]) : 1);
+            if (e > c.max_end) c.max_end = e;
+        }
+        maps_collect_t mc = {&c, heaps, 0, 1024};
+        ls__maps_foreach(collect_map, &mc);
+
+        /* Exclusions: the heap, agent memory, mmap'd chunks, all thread stacks (live stacks
+         * are added back from their SP below). */
+        for (size_t i = 0; i < mc.nheaps; i++) excl_add(&c, heaps[i].lo, heaps[i].hi);
+        for (size_t i = 0; i < nagent; i++) excl_add(&c, agent[i].lo, agent[i].hi);
+        for (size_t i = 0; i < ntrecs; i++) excl_add(&c, trecs[i].stack_lo, trecs[i].stack_hi);
+        for (size_t i = 0; i < n; i++) {
+            uint64_t hdr;
+            if (chunk_header(&c, &blocks[i], &hdr) && (hdr & 2)) {
+                /* mmap'd chunk: prev_size holds the alignment slack before the chunk */
+                uintptr_t chunk = blocks[i].addr - 16;
+                uint64_t slack = readable_word(&c, chunk) ? *(const uint64_t *)chunk : 0;
+                uint64_t csize = hdr & ~7ull;
+                if (slack < (1ull << 40) && csize < (1ull << 47) && csize >= bsize(&blocks[i]))
+                    excl_add(&c, chunk - slack, chunk + csize);
+            }
+        }
+        /* Stacks of live threads, and the checking thread's own. */
+        size_t nlive = 0;
+        uintptr_t self_sp = self && self->sp ? self->sp : (uintptr_t)__builtin_frame_address(0);
+        for (size_t i = 0; i <= nparked && nlive < 1024; i++) {
+            uintptr_t sp = i < nparked ? parked[i].sp : self_sp;
+            if (i < nparked && atomic_load(&parked[i].state) == LS_GONE) continue;
+            const ls_mapping_t *m = sp ? find_map(&c, sp) : NULL;
+            uintptr_t lo = sp > LS_REDZONE ? sp - LS_REDZONE : sp, hi = m ? m->hi : 0;
+            for (size_t k = 0; k < ntrecs; k++)
+                if (sp >= trecs[k].stack_lo && sp < trecs[k].stack_hi) hi = trecs[k].stack_hi;
+            if (i < nparked && parked[i].unresponsive && !sp) continue;
+            if (m) {
+                if (lo < m->lo) lo = m->lo;
+                excl_add(&c, m->lo, m->hi); /* the generic pass must not read below SP */
+                live[nlive++] = (ls_range_t){lo, hi};
+            }
+        }
+        sort_ranges(c.excl, c.nexcl);
+
+        /* Phase 1: roots */
+        for (size_t i = 0; i < nlive; i++) {
+            scan_range(&c, live[i].lo, live[i].hi, true, -1);
+            c.root_bytes += live[i].hi - live[i].lo;
+        }
+        for (size_t i = 0; i < c.nmaps; i++) {
+            const ls_mapping_t *m = &c.maps[i];
+            if (m->r && m->w) scan_root_range(&c, m->lo, m->hi);
+        }
+        for (size_t i = 0; i < nparked; i++)
+            for (int r = 0; r < parked[i].nregs; r++) mark_word(&c, parked[i].regs[r], true);
+        if (self)
+            for (int r = 0; r < self->nregs; r++) mark_word(&c, self->regs[r], true);
+        for (size_t i = 0; i < n; i++) /* ls_ignore()d blocks are roots */
+            if ((blocks[i].size_flags & LS_BF_IGNORED) && c.state[i] != ST_REACHABLE) {
+                c.state[i] = ST_REACHABLE;
+                push(&c, (uint32_t)i);
+            }
+        process_stack(&c, -1);
+
+        /* Phase 2: cliques of unreached blocks */
+        for (size_t i = 0; i < n; i++) {
+            if (c.state[i] != ST_UNREACHED) continue;
+            push(&c, (uint32_t)i);
+            process_stack(&c, (long)i);
+        }
+        res->checked = true;
+    }
+    if (classify) ls__stopworld_resume();
+    ls__modules_unlock();
+    ls__spin_unlock(&ls__g.check_lock);
+
+    for (size_t i = 0; i < n; i++) {
+        uint8_t k = LS_KIND_UNCHECKED;
+        if (res->checked) {
+            switch (c.state[i]) {
+            case ST_UNREACHED: k = LS_KIND_DEFINITELY; break;
+            case ST_INDIRECT: k = LS_KIND_INDIRECTLY; break;
+            case ST_POSSIBLE: k = LS_KIND_POSSIBLY; break;
+            default: k = LS_KIND_REACHABLE; break;
+            }
+        }
+        res->kind[i] = k;
+        res->bflags[i] = (k == LS_KIND_REACHABLE && c.heur[i]) ? LS_BLOCK_VIA_HEURISTIC : 0;
+        if (k == LS_KIND_INDIRECTLY) {
+            /* Leaders absorbed by later cliques became indirect too: follow to the definite one. */
+            uint32_t l = c.clique[i];
+            for (int hops = 0; l != LS_NO_LEADER && c.state[l] == ST_INDIRECT && hops < 1 << 20;
+                 hops++)
+                l = c.clique[l];
+            res->leader[i] = l;
+        }
+    }
+    res->root_bytes = c.root_bytes;
+    res->scan_ns = ls__now_ns() - t0;
+    return 0;
+}
+
+void ls__check_free(ls_check_result_t *res)
+{
+    if (res->blocks) ls__unmap(res->blocks, res->map_size);
+    memset(res, 0, sizeof(*res));
+}

@@ -1,0 +1,169 @@
+/*
+ * ls_snapshot.c - writes what the agent knows as a snapshot file (layout: ls_format.h):
+ * META, MODULES, the STACKS that live blocks use, BLOCKS with their classification, STATS.
+ * Written to PATH.tmp.PID and renamed, so a reader sees the whole file or nothing.
+ */
+#define _GNU_SOURCE
+#include "ls_agent.h"
+#include "ls_format_write.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+void ls__output_path(char *buf, size_t len, const char *suffix)
+{
+    const char *o = ls__g.opt.output;
+    size_t n = 0;
+    for (; *o && n + 24 < len; o++) {
+        if (o[0] == '%' && o[1] == 'p') {
+            n += (size_t)snprintf(buf + n, len - n, "%d", (int)getpid());
+            o++;
+        } else {
+            buf[n++] = *o;
+        }
+    }
+    buf[n] = 0;
+    if (suffix) snprintf(buf + n, len - n, "%s", suffix);
+}
+
+static void read_cmdline(char *buf, size_t len)
+{
+    buf[0] = 0;
+    int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    ssize_t n = read(fd, buf, len - 1);
+    close(fd);
+    if (n <= 0) return;
+    for (ssize_t i = 0; i < n - 1; i++)
+        if (!buf[i]) buf[i] = ' ';
+    buf[n] = 0;
+}
+
+/* Sorts 32-bit ids (two 16-bit radix passes) and drops duplicates; returns the count. */
+static size_t unique_ids(uint32_t *a, uint32_t *tmp, size_t n, uint32_t *count)
+{
+    for (int shift = 0; shift < 32; shift += 16) {
+        memset(count, 0, 65536 * sizeof(uint32_t));
+        for (size_t i = 0; i < n; i++) count[(a[i] >> shift) & 0xffff]++;
+        uint32_t sum = 0;
+        for (size_t d = 0; d < 65536; d++) {
+            uint32_t k = count[d];
+            count[d] = sum;
+            sum += k;
+        }
+        for (size_t i = 0; i < n; i++) tmp[count[(a[i] >> shift) & 0xffff]++] = a[i];
+        memcpy(a, tmp, n * sizeof(*a));
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (a[i] && (!m || a[m - 1] != a[i])) a[m++] = a[i];
+    return m;
+}
+
+int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reason, int exit_status,
+                       int signo)
+{
+    char tmp_path[4200];
+    snprintf(tmp_path, sizeof(tmp_path), "%s.tmp.%d", path, (int)getpid());
+    int fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        ls__error("cannot write snapshot %s: %s", tmp_path, strerror(errno));
+        return -1;
+    }
+    size_t n = res->n;
+    size_t scratch_bytes = (1u << 20) + n * 8 + 65536 * 4 + 64 * 3;
+    char *scratch = ls__map(scratch_bytes);
+    if (!scratch) {
+        close(fd);
+        unlink(tmp_path);
+        return -1;
+    }
+    char *wbuf = scratch;
+    uint32_t *ids = (uint32_t *)(scratch + (1u << 20));
+    uint32_t *tmp = ids + n;
+    uint32_t *count = tmp + n;
+
+    ls_fmt_writer_t w;
+    ls_fmt_writer_init(&w, fd, wbuf, 1u << 20);
+
+    char text[4096];
+    ls_fmt_chunk_begin(&w, LS_CHUNK_META);
+    ls_fmt_put_u64(&w, LS_META_PID, (uint64_t)getpid());
+    ls_fmt_put_u64(&w, LS_META_PPID, (uint64_t)getppid());
+    ssize_t len = readlink("/proc/self/exe", text, sizeof(text) - 1);
+    text[len > 0 ? len : 0] = 0;
+    ls_fmt_put_str(&w, LS_META_EXE, text);
+    read_cmdline(text, sizeof(text));
+    ls_fmt_put_str(&w, LS_META_CMDLINE, text);
+    ls_fmt_put_u64(&w, LS_META_START_NS, ls__g.start_realtime_ns);
+    ls_fmt_put_u64(&w, LS_META_SNAP_NS, ls__now_ns());
+    ls_fmt_put_u64(&w, LS_META_REASON, (uint64_t)reason);
+    if (reason == LS_REASON_EXIT) ls_fmt_put_i64(&w, LS_META_EXIT_STATUS, exit_status);
+    if (reason == LS_REASON_SIGNAL) ls_fmt_put_u64(&w, LS_META_SIGNAL, (uint64_t)signo);
+    ls_fmt_put_str(&w, LS_META_MODE, ls__g.opt.mode);
+    ls_fmt_put_u64(&w, LS_META_LEAK_CHECKED, res->checked);
+    ls_fmt_put_str(&w, LS_META_AGENT_VERSION, LS_VERSION);
+    ls_fmt_put_u64(&w, LS_META_MAX_FRAMES, ls__g.max_frames);
+    ls_fmt_chunk_end(&w, 0);
+
+    ls__modules_lock();
+    ls__modules_write(&w);
+    ls__modules_unlock();
+
+    for (size_t i = 0; i < n; i++) ids[i] = res->blocks[i].stack;
+    size_t nids = n ? unique_ids(ids, tmp, n, count) : 0;
+    ls_fmt_chunk_begin(&w, LS_CHUNK_STACKS);
+    for (size_t i = 0; i < nids; i++) {
+        const uintptr_t *pcs;
+        size_t nf = ls__depot_get(ids[i], &pcs);
+        ls_fmt_stack_t rec = {ids[i], (uint32_t)nf};
+        ls_fmt_put(&w, &rec, sizeof(rec));
+        ls_fmt_put(&w, pcs, nf * sizeof(uint64_t));
+    }
+    ls_fmt_chunk_end(&w, (uint32_t)nids);
+
+    uint64_t live_bytes = 0;
+    ls_fmt_chunk_begin(&w, LS_CHUNK_BLOCKS);
+    for (size_t i = 0; i < n; i++) {
+        const ls_block_t *b = &res->blocks[i];
+        ls_fmt_block_t rec;
+        memset(&rec, 0, sizeof(rec));
+        rec.addr = b->addr;
+        rec.size = b->size_flags & LS_SIZE_MASK;
+        rec.birth_ns = (uint64_t)b->birth << 20;
+        rec.stack = b->stack;
+        rec.leader = res->leader[i];
+        rec.kind = res->kind[i];
+        rec.flags = res->bflags[i];
+        live_bytes += rec.size;
+        ls_fmt_put(&w, &rec, sizeof(rec));
+    }
+    ls_fmt_chunk_end(&w, (uint32_t)n);
+
+    ls_fmt_chunk_begin(&w, LS_CHUNK_STATS);
+    ls_fmt_put_u64(&w, LS_STAT_UNKNOWN_FREES, atomic_load(&ls__g.unknown_frees));
+    ls_fmt_put_u64(&w, LS_STAT_LIVE_BLOCKS, n);
+    ls_fmt_put_u64(&w, LS_STAT_LIVE_BYTES, live_bytes);
+    ls_fmt_put_u64(&w, LS_STAT_STACKS, ls__depot_count());
+    ls_fmt_put_u64(&w, LS_STAT_AGENT_BYTES, atomic_load(&ls__g.agent_bytes));
+    ls_fmt_put_u64(&w, LS_STAT_THREADS_STOPPED, res->threads_stopped);
+    ls_fmt_put_u64(&w, LS_STAT_THREADS_UNRESPONSIVE, res->threads_unresponsive);
+    ls_fmt_put_u64(&w, LS_STAT_ROOT_BYTES, res->root_bytes);
+    ls_fmt_put_u64(&w, LS_STAT_SCAN_NS, res->scan_ns);
+    ls_fmt_put_u64(&w, LS_STAT_AGENT_ERRORS, atomic_load(&ls__g.agent_errors));
+    ls_fmt_chunk_end(&w, 0);
+
+    int err = ls_fmt_writer_finish(&w);
+    ls__unmap(scratch, scratch_bytes);
+    if (close(fd) < 0 && !err) err = errno;
+    if (!err && rename(tmp_path, path) < 0) err = errno;
+    if (err) {
+        unlink(tmp_path);
+        ls__error("cannot write snapshot %s: %s", path, strerror(err));
+        return -1;
+    }
+    return 0;
+}

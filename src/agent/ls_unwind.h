@@ -1,0 +1,88 @@
+/*
+ * ls_unwind.h - call-stack capture inside the agent, without frame pointers.
+ *
+ * Two unwinders behind one interface, chosen by the `unwinder` option:
+ *  - ls__unwind_fast: our own x86-64 unwinder. It keeps a global cache of per-PC rules (how to
+ *    find the caller's CFA, return address and RBP from this PC) compiled from the module's
+ *    .eh_frame on first sight of each PC, so a warm step is one hash probe and two loads.
+ *  - ls__unwind_libunwind: libunwind's unw_backtrace with per-thread caching (the reference).
+ * docs/DESIGN.md records the measurements that chose the default.
+ *
+ * Contract for both: never call malloc or anything that may (they run inside the tracked
+ * malloc path; the caller holds no agent lock but the thread's reentrancy guard is set); never
+ * fault on a corrupt stack: every load is checked against [start->sp, stack_hi); stop at the
+ * first frame without unwind info, at a zero return address, or at max frames.
+ */
+#ifndef LS_UNWIND_H
+#define LS_UNWIND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Register state of one frame: the function executing at pc, with stack pointer sp (the value
+ * of RSP inside that function at pc) and frame pointer bp (RBP there). */
+typedef struct ls_uw_frame {
+    uintptr_t pc, sp, bp;
+} ls_uw_frame_t;
+
+/*
+ * Fills f with the state of the caller of the function this macro is used in, which must be
+ * compiled with frame pointers (the agent is built with -fno-omit-frame-pointer): pc is the
+ * return address into the caller, sp the caller's RSP after the return, bp the caller's RBP.
+ */
+#define LS_UW_CALLER_FRAME(f)                                                                      \
+    do {                                                                                           \
+        uintptr_t *ls__fp = (uintptr_t *)__builtin_frame_address(0);                               \
+        (f)->pc = (uintptr_t)__builtin_return_address(0);                                          \
+        (f)->sp = (uintptr_t)(ls__fp + 2);                                                         \
+        (f)->bp = ls__fp[0];                                                                       \
+    } while (0)
+
+/*
+ * Writes the return addresses of start and its callers into pcs: pcs[0] = start->pc, then one
+ * per caller, at most max. stack_hi is the top (highest address, exclusive) of the current
+ * thread's stack; 0 means unknown (then loads are only checked for plausibility). Returns the
+ * number written. Thread-safe, async-signal-safe once ls__unwind_init() has run.
+ */
+size_t ls__unwind_fast(const ls_uw_frame_t *start, uintptr_t stack_hi, uintptr_t *pcs,
+                       size_t max);
+
+/*
+ * Same result through libunwind's unw_backtrace. Frame 0 is the function that calls
+ * ls__unwind_libunwind (pcs[0] would be the return address into it); skip drops that many
+ * frames from the inner end. So in a function F,
+ *     LS_UW_CALLER_FRAME(&f); n = ls__unwind_fast(&f, hi, pcs, max);
+ * and n = ls__unwind_libunwind(pcs, max, 1) give the same list. At most 512 - skip - 2 frames.
+ */
+size_t ls__unwind_libunwind(uintptr_t *pcs, size_t max, int skip);
+
+/* Frame-pointer walk from start (RBP chain), same bounds checks and output as ls__unwind_fast;
+ * right only while every frame keeps a frame pointer. For reference and FP-built targets. */
+size_t ls__unwind_fp(const ls_uw_frame_t *start, uintptr_t stack_hi, uintptr_t *pcs, size_t max);
+
+/* Once, before the first unwind (called from the agent's init; maps the 1 MiB rule cache and
+ * sets libunwind's per-thread caching). ls__unwind_fast calls it itself if nobody did. */
+void ls__unwind_init(void);
+
+/* After dlclose (or any change that may unmap code): forget every cached rule. */
+void ls__unwind_modules_changed(void);
+
+/* After dlopen: only mappings were added, so rules stay valid; cached "no unwind info here"
+ * verdicts are re-checked. Much cheaper for the target than ls__unwind_modules_changed. */
+void ls__unwind_modules_added(void);
+
+/* Top (exclusive end) of the mapping that holds sp, read from /proc/self/maps without malloc;
+ * 0 if not found. Costs tens of microseconds: call once per thread and keep the result as that
+ * thread's stack_hi. */
+uintptr_t ls__unwind_stack_top(uintptr_t sp);
+
+/* Counters for the benchmark and stats, summed over threads: rule-cache hits and misses,
+ * walks that ended at a frame without a usable rule (no FDE, CFI beyond simple rules, lost RBP),
+ * walks that ended at an implausible CFA or a load outside the stack. Approximate with more
+ * than 64 threads (striped counters without atomic adds). */
+typedef struct ls_uw_stats {
+    uint64_t hits, misses, no_rule, bad_cfa;
+} ls_uw_stats_t;
+void ls__unwind_stats(ls_uw_stats_t *out);
+
+#endif

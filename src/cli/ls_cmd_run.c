@@ -1,0 +1,414 @@
+/*
+ * ls_cmd_run.c - `leakscope run`: launch a program with the agent preloaded, wait for it, and
+ * render the snapshot(s) it wrote at exit.
+ *
+ * The agent writes one snapshot per process image into a private temporary directory named by
+ * pid (%p), so the program and each forked child that exits while we wait are reported
+ * separately: the program's report on stderr and in --json FILE, a child's in FILE.PID. The exit
+ * status is the program's own (a death by signal is passed on by dying of the same signal),
+ * unless --error-exitcode N is given and the program leaked (definitely + indirectly lost, after
+ * suppressions).
+ */
+#define _GNU_SOURCE
+#include "ls_cli.h"
+#include "ls_format_read.h"
+#include "ls_report.h"
+#include "ls_suppress.h"
+#include "ls_symbolize.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+typedef struct run_opts {
+    const char *json_path;
+    const char *supp_path;
+    const char *output_path;
+    const char *mode;
+    const char *unwinder;
+    long max_frames;
+    int error_exitcode; /* 0 = not given */
+    int show_reachable;
+} run_opts_t;
+
+static volatile pid_t child_pid;
+
+static void forward_signal(int sig)
+{
+    if (child_pid > 0) kill(child_pid, sig);
+}
+
+static void run_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: leakscope run [OPTIONS] [--] PROGRAM [ARGS...]\n"
+            "  --json FILE            write the leak report as JSON (a forked child: FILE.PID)\n"
+            "  --error-exitcode N     exit with N (1-255) when leaks were found\n"
+            "  --suppressions FILE    leak:PATTERN lines; matching leaks are not reported\n"
+            "  --show-reachable       also list still-reachable blocks\n"
+            "  --output SNAPSHOT      keep the snapshot file (a forked child: SNAPSHOT.PID)\n"
+            "  --mode full            what the agent tracks (only full for now)\n"
+            "  --max-frames N         deepest stack recorded (1-256, default 64)\n"
+            "  --unwinder NAME        fast (default), libunwind or fp\n");
+}
+
+static int parse_int(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || !*s || *end || v < lo || v > hi) return -1;
+    *out = v;
+    return 0;
+}
+
+/* The agent: $LEAKSCOPE_AGENT, beside this executable (build tree), or the install libdir. */
+static int find_agent(char *out, size_t len)
+{
+    const char *env = getenv("LEAKSCOPE_AGENT");
+    if (env && *env) {
+        snprintf(out, len, "%s", env);
+        return access(out, R_OK) == 0 ? 0 : -1;
+    }
+    char exe[PATH_MAX - 64];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = 0;
+            snprintf(out, len, "%s/libleakscope.so", exe);
+            if (access(out, R_OK) == 0) return 0;
+        }
+    }
+    snprintf(out, len, "%s/libleakscope.so", LS_INSTALL_LIBDIR);
+    return access(out, R_OK) == 0 ? 0 : -1;
+}
+
+static char *build_options(const run_opts_t *o, const char *dir)
+{
+    const char *user = getenv("LEAKSCOPE_OPTIONS");
+    char *s = NULL;
+    char frames[64] = "";
+    if (o->max_frames) snprintf(frames, sizeof(frames), ":max_frames=%ld", o->max_frames);
+    char unw[128] = "";
+    if (o->unwinder) snprintf(unw, sizeof(unw), ":unwinder=%s", o->unwinder);
+    /* Later keys win in the agent's parser: ours come after the user's. */
+    if (asprintf(&s, "%s%soutput=%s/%%p.lsnap:summary=0:mode=%s%s%s", user ? user : "",
+                 user && *user ? ":" : "", dir, o->mode, frames, unw) < 0)
+        return NULL;
+    return s;
+}
+
+static int copy_file(const char *from, const char *to)
+{
+    if (rename(from, to) == 0) return 0;
+    if (errno != EXDEV) return -1;
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    if (in < 0) return -1;
+    char tmp[PATH_MAX + 32];
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%d", to, (int)getpid());
+    int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (out < 0) {
+        close(in);
+        return -1;
+    }
+    char buf[1 << 16];
+    ssize_t n;
+    int rc = 0;
+    while ((n = read(in, buf, sizeof(buf))) > 0)
+        if (write(out, buf, (size_t)n) != n) rc = -1;
+    if (n < 0) rc = -1;
+    close(in);
+    if (close(out) < 0) rc = -1;
+    if (rc == 0 && rename(tmp, to) < 0) rc = -1;
+    if (rc) unlink(tmp);
+    return rc;
+}
+
+/* Renders one process's snapshot; returns lost bytes (definitely + indirectly), -1 on error. */
+static long long render(const char *snap_path, const run_opts_t *o, const ls_suppressions_t *supp,
+                        const char *program, int have_status, int status, const char *json_path,
+                        bool is_child)
+{
+    ls_snapshot_t snap;
+    char err[1024];
+    if (ls_snapshot_load(snap_path, &snap, err, sizeof(err))) {
+        fprintf(stderr, "leakscope: %s\n", err);
+        return -1;
+    }
+    ls_symbolizer_t *sym = ls_symbolizer_new(&snap, NULL);
+    ls_report_opts_t ro = {.show_reachable = o->show_reachable,
+                           .supp = supp,
+                           .program = program,
+                           .have_exit_status = have_status,
+                           .exit_status = status};
+    ls_report_t *r = ls_report_build(&snap, sym, &ro, err, sizeof(err));
+    long long lost = -1;
+    if (!r) {
+        fprintf(stderr, "leakscope: %s: %s\n", snap_path, err);
+    } else {
+        if (is_child)
+            fprintf(stderr, "leakscope: ---- forked child process %llu ----\n",
+                    (unsigned long long)snap.pid);
+        ls_report_write_text(r, stderr);
+        fflush(stderr);
+        ls_totals_t t;
+        ls_report_totals(r, &t);
+        lost = (long long)(t.bytes[LS_KIND_DEFINITELY] + t.bytes[LS_KIND_INDIRECTLY]);
+        if (json_path) {
+            char tmp[PATH_MAX + 32];
+            snprintf(tmp, sizeof(tmp), "%s.tmp.%d", json_path, (int)getpid());
+            FILE *f = fopen(tmp, "w");
+            int rc = f ? ls_report_write_json(r, f) : -1;
+            if (f && fclose(f) != 0) rc = -1;
+            if (rc || rename(tmp, json_path) < 0) {
+                fprintf(stderr, "leakscope: cannot write %s: %s\n", json_path, strerror(errno));
+                unlink(tmp);
+                lost = -1;
+            }
+        }
+        ls_report_free(r);
+    }
+    ls_symbolizer_free(sym);
+    ls_snapshot_free(&snap);
+    return lost;
+}
+
+static void remove_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (e->d_name[0] == '.') continue;
+            char p[PATH_MAX + 300];
+            snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+            unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+int ls_cmd_run(int argc, char **argv)
+{
+    run_opts_t o = {.mode = "full"};
+    static const struct option longopts[] = {
+        {"json", required_argument, NULL, 'j'},
+        {"error-exitcode", required_argument, NULL, 'e'},
+        {"suppressions", required_argument, NULL, 's'},
+        {"show-reachable", no_argument, NULL, 'r'},
+        {"output", required_argument, NULL, 'o'},
+        {"mode", required_argument, NULL, 'm'},
+        {"max-frames", required_argument, NULL, 'f'},
+        {"unwinder", required_argument, NULL, 'u'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    optind = 1;
+    opterr = 0;
+    int c;
+    long v;
+    while ((c = getopt_long(argc, argv, "+ho:", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'j': o.json_path = optarg; break;
+        case 's': o.supp_path = optarg; break;
+        case 'r': o.show_reachable = 1; break;
+        case 'o': o.output_path = optarg; break;
+        case 'm':
+            if (strcmp(optarg, "full")) {
+                fprintf(stderr, "leakscope run: --mode %s is not supported (only full)\n", optarg);
+                return 2;
+            }
+            o.mode = optarg;
+            break;
+        case 'e':
+            if (parse_int(optarg, 1, 255, &v)) {
+                fprintf(stderr, "leakscope run: --error-exitcode wants 1-255, not '%s'\n", optarg);
+                return 2;
+            }
+            o.error_exitcode = (int)v;
+            break;
+        case 'f':
+            if (parse_int(optarg, 1, 256, &v)) {
+                fprintf(stderr, "leakscope run: --max-frames wants 1-256, not '%s'\n", optarg);
+                return 2;
+            }
+            o.max_frames = v;
+            break;
+        case 'u':
+            if (strcmp(optarg, "fast") && strcmp(optarg, "libunwind") && strcmp(optarg, "fp")) {
+                fprintf(stderr, "leakscope run: --unwinder wants fast, libunwind or fp, not '%s'\n",
+                        optarg);
+                return 2;
+            }
+            o.unwinder = optarg;
+            break;
+        case 'h': run_usage(stdout); return 0;
+        default:
+            fprintf(stderr, "leakscope run: unknown or incomplete option '%s'\n",
+                    argv[optind - 1]);
+            run_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "leakscope run: no program given\n");
+        run_usage(stderr);
+        return 2;
+    }
+    char **prog = argv + optind;
+
+    ls_suppressions_t *supp = NULL;
+    char err[1024];
+    if (o.supp_path) {
+        supp = ls_suppressions_new();
+        if (!supp || ls_suppressions_load(supp, o.supp_path, err, sizeof(err))) {
+            fprintf(stderr, "leakscope run: %s\n", supp ? err : "out of memory");
+            ls_suppressions_free(supp);
+            return 2;
+        }
+    }
+    char agent[PATH_MAX];
+    if (find_agent(agent, sizeof(agent))) {
+        fprintf(stderr, "leakscope run: cannot find the agent libleakscope.so (tried %s); set "
+                        "LEAKSCOPE_AGENT\n",
+                agent);
+        ls_suppressions_free(supp);
+        return 2;
+    }
+    const char *tmpdir = getenv("TMPDIR");
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s/leakscope.XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+    if (!mkdtemp(dir)) {
+        fprintf(stderr, "leakscope run: cannot create a directory in %s: %s\n",
+                tmpdir && *tmpdir ? tmpdir : "/tmp", strerror(errno));
+        ls_suppressions_free(supp);
+        return 2;
+    }
+    char *options = build_options(&o, dir);
+    const char *old_preload = getenv("LD_PRELOAD");
+    char *preload = NULL;
+    if (!options || asprintf(&preload, "%s%s%s", agent, old_preload && *old_preload ? " " : "",
+                             old_preload ? old_preload : "") < 0) {
+        fprintf(stderr, "leakscope run: out of memory\n");
+        return 2;
+    }
+
+    /* A failed exec is reported through this pipe, so it is told apart from the program
+     * itself exiting with 127. */
+    int epipe[2];
+    if (pipe2(epipe, O_CLOEXEC) < 0) {
+        fprintf(stderr, "leakscope run: pipe: %s\n", strerror(errno));
+        return 2;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "leakscope run: fork: %s\n", strerror(errno));
+        return 2;
+    }
+    if (pid == 0) {
+        close(epipe[0]);
+        setenv("LD_PRELOAD", preload, 1);
+        setenv("LEAKSCOPE_OPTIONS", options, 1);
+        execvp(prog[0], prog);
+        int e = errno;
+        ssize_t w = write(epipe[1], &e, sizeof(e));
+        (void)w;
+        _exit(127);
+    }
+    close(epipe[1]);
+    child_pid = pid;
+    struct sigaction ign, fwd, old_int, old_quit, old_term, old_hup;
+    memset(&ign, 0, sizeof(ign));
+    ign.sa_handler = SIG_IGN;
+    memset(&fwd, 0, sizeof(fwd));
+    fwd.sa_handler = forward_signal;
+    /* Ctrl-C reaches the program through the terminal; we stay to write the report. */
+    sigaction(SIGINT, &ign, &old_int);
+    sigaction(SIGQUIT, &ign, &old_quit);
+    sigaction(SIGTERM, &fwd, &old_term);
+    sigaction(SIGHUP, &fwd, &old_hup);
+    int exec_errno = 0;
+    ssize_t got;
+    do got = read(epipe[0], &exec_errno, sizeof(exec_errno));
+    while (got < 0 && errno == EINTR);
+    close(epipe[0]);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGQUIT, &old_quit, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGHUP, &old_hup, NULL);
+    if (got == (ssize_t)sizeof(exec_errno)) {
+        fprintf(stderr, "leakscope run: cannot run %s: %s\n", prog[0], strerror(exec_errno));
+        remove_dir(dir);
+        ls_suppressions_free(supp);
+        return 127;
+    }
+
+    int exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    char main_snap[PATH_MAX + 64];
+    snprintf(main_snap, sizeof(main_snap), "%s/%d.lsnap", dir, (int)pid);
+    long long lost = -1;
+    if (access(main_snap, R_OK) != 0) {
+        fprintf(stderr,
+                "leakscope run: %s wrote no snapshot: it may be statically linked, setuid, or "
+                "have cleared LD_PRELOAD, or it was killed by SIGKILL\n",
+                prog[0]);
+    } else {
+        lost = render(main_snap, &o, supp, prog[0], 1, exit_status, o.json_path, false);
+        if (o.output_path && copy_file(main_snap, o.output_path))
+            fprintf(stderr, "leakscope run: cannot write %s: %s\n", o.output_path, strerror(errno));
+    }
+    /* Forked children that have exited by now. */
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            int cpid;
+            char tail[16];
+            if (sscanf(e->d_name, "%d.lsna%15s", &cpid, tail) != 2 || strcmp(tail, "p") ||
+                cpid == pid)
+                continue;
+            char path[PATH_MAX + 300];
+            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+            char *cjson = NULL, *csnap = NULL;
+            if (o.json_path && asprintf(&cjson, "%s.%d", o.json_path, cpid) < 0) cjson = NULL;
+            render(path, &o, supp, prog[0], 0, 0, cjson, true);
+            if (o.output_path && asprintf(&csnap, "%s.%d", o.output_path, cpid) >= 0) {
+                copy_file(path, csnap);
+                free(csnap);
+            }
+            free(cjson);
+        }
+        closedir(d);
+    }
+    remove_dir(dir);
+    ls_suppressions_free(supp);
+    free(options);
+    free(preload);
+
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        fflush(NULL);
+        signal(sig, SIG_DFL);
+        /* Die the same way, without a core file of our own. */
+        kill(getpid(), sig);
+        return 128 + sig;
+    }
+    if (o.error_exitcode && lost > 0) return o.error_exitcode;
+    return exit_status;
+}

@@ -1,0 +1,387 @@
+/*
+ * ls_format_read.c - snapshot reader and checker (see ls_format.h for the layout).
+ *
+ * The whole file is read into memory; arrays point into it where records are fixed-size and
+ * aligned. Every length is checked against what remains before it is used, so a truncated or
+ * corrupt file produces one clear message and no out-of-bounds read (fuzzed: tests/fuzz).
+ */
+#include "ls_format_read.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (err && errlen) vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+const char *ls_kind_name(unsigned kind)
+{
+    switch (kind) {
+    case LS_KIND_DEFINITELY: return "definitely_lost";
+    case LS_KIND_INDIRECTLY: return "indirectly_lost";
+    case LS_KIND_POSSIBLY: return "possibly_lost";
+    case LS_KIND_REACHABLE: return "still_reachable";
+    default: return "unchecked";
+    }
+}
+
+static char *dup_n(const void *p, size_t n)
+{
+    char *s = malloc(n + 1);
+    if (!s) return NULL;
+    memcpy(s, p, n);
+    s[n] = 0;
+    return s;
+}
+
+/* Walks META/STATS items; calls fn for each. */
+typedef int (*item_fn)(ls_snapshot_t *snap, const ls_fmt_item_t *it, const unsigned char *data,
+                       char *err, size_t errlen);
+
+static int parse_items(ls_snapshot_t *snap, const unsigned char *p, uint64_t size,
+                       uint64_t base_off, item_fn fn, const char *what, char *err,
+                       size_t errlen)
+{
+    uint64_t off = 0;
+    while (off < size) {
+        if (size - off < sizeof(ls_fmt_item_t))
+            return fail(err, errlen, "%s item at offset %llu is truncated", what,
+                        (unsigned long long)(base_off + off));
+        ls_fmt_item_t it;
+        memcpy(&it, p + off, sizeof(it));
+        off += sizeof(it);
+        if (it.len > size - off)
+            return fail(err, errlen, "%s item %u at offset %llu claims %u bytes, only %llu left",
+                        what, it.key, (unsigned long long)(base_off + off), it.len,
+                        (unsigned long long)(size - off));
+        if ((it.type == LS_ITEM_U64 || it.type == LS_ITEM_I64) && it.len != 8)
+            return fail(err, errlen, "%s item %u has integer type but length %u", what, it.key,
+                        it.len);
+        if (fn(snap, &it, p + off, err, errlen)) return -1;
+        uint64_t adv = ls_fmt_pad8(it.len);
+        if (adv > size - off) adv = size - off;
+        off += adv;
+    }
+    return 0;
+}
+
+static int meta_item(ls_snapshot_t *s, const ls_fmt_item_t *it, const unsigned char *d, char *err,
+                     size_t errlen)
+{
+    uint64_t u = 0;
+    char **str = NULL;
+    if (it->type == LS_ITEM_U64 || it->type == LS_ITEM_I64) memcpy(&u, d, 8);
+    switch (it->key) {
+    case LS_META_PID: s->pid = u; break;
+    case LS_META_PPID: s->ppid = u; break;
+    case LS_META_START_NS: s->start_ns = u; break;
+    case LS_META_SNAP_NS: s->snap_ns = u; break;
+    case LS_META_REASON: s->reason = u; break;
+    case LS_META_EXIT_STATUS: s->exit_status = (int64_t)u; break;
+    case LS_META_SIGNAL: s->signal = u; break;
+    case LS_META_LEAK_CHECKED: s->leak_checked = u; break;
+    case LS_META_MAX_FRAMES: s->max_frames = u; break;
+    case LS_META_EXE: str = &s->exe; break;
+    case LS_META_CMDLINE: str = &s->cmdline; break;
+    case LS_META_MODE: str = &s->mode; break;
+    case LS_META_OPTIONS: str = &s->options; break;
+    case LS_META_AGENT_VERSION: str = &s->agent_version; break;
+    default: break; /* unknown keys are for newer readers */
+    }
+    if (str) {
+        if (it->type != LS_ITEM_STR)
+            return fail(err, errlen, "meta item %u should be a string", it->key);
+        free(*str);
+        *str = dup_n(d, it->len);
+        if (!*str) return fail(err, errlen, "out of memory");
+    }
+    return 0;
+}
+
+static int stat_item(ls_snapshot_t *s, const ls_fmt_item_t *it, const unsigned char *d, char *err,
+                     size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    if (it->key < LS_STAT_KEYS && it->type == LS_ITEM_U64) {
+        memcpy(&s->stats[it->key], d, 8);
+        s->stats_present |= 1ull << it->key;
+    }
+    return 0;
+}
+
+static int parse_modules(ls_snapshot_t *s, const unsigned char *p, uint64_t size, uint32_t count,
+                         uint64_t base, char *err, size_t errlen)
+{
+    if (count > size / sizeof(ls_fmt_module_t))
+        return fail(err, errlen, "modules chunk at offset %llu: %u records cannot fit in %llu bytes",
+                    (unsigned long long)base, count, (unsigned long long)size);
+    s->modules = calloc(count ? count : 1, sizeof(*s->modules));
+    if (!s->modules) return fail(err, errlen, "out of memory");
+    uint64_t off = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        if (size - off < sizeof(ls_fmt_module_t))
+            return fail(err, errlen, "module record %u at offset %llu is truncated", i,
+                        (unsigned long long)(base + off));
+        ls_snap_module_t *m = &s->modules[i];
+        memcpy(&m->rec, p + off, sizeof(m->rec));
+        off += sizeof(m->rec);
+        uint64_t need = ls_fmt_pad8((size_t)m->rec.path_len + m->rec.build_id_len);
+        if (need > size - off)
+            return fail(err, errlen, "module record %u at offset %llu: names run past the chunk",
+                        i, (unsigned long long)(base + off));
+        if (m->rec.lo > m->rec.hi)
+            return fail(err, errlen, "module record %u: range 0x%llx-0x%llx is inverted", i,
+                        (unsigned long long)m->rec.lo, (unsigned long long)m->rec.hi);
+        m->path = dup_n(p + off, m->rec.path_len);
+        m->build_id = (uint8_t *)dup_n(p + off + m->rec.path_len, m->rec.build_id_len);
+        if (!m->path || !m->build_id) return fail(err, errlen, "out of memory");
+        s->nmodules = i + 1;
+        off += need;
+    }
+    return 0;
+}
+
+static int cmp_stack(const void *a, const void *b)
+{
+    const ls_snap_stack_t *x = a, *y = b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static int parse_stacks(ls_snapshot_t *s, const unsigned char *p, uint64_t size, uint32_t count,
+                        uint64_t base, char *err, size_t errlen)
+{
+    if (count > size / sizeof(ls_fmt_stack_t))
+        return fail(err, errlen, "stacks chunk at offset %llu: %u records cannot fit in %llu bytes",
+                    (unsigned long long)base, count, (unsigned long long)size);
+    s->stacks = calloc(count ? count : 1, sizeof(*s->stacks));
+    if (!s->stacks) return fail(err, errlen, "out of memory");
+    uint64_t off = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        ls_fmt_stack_t rec;
+        if (size - off < sizeof(rec))
+            return fail(err, errlen, "stack record %u at offset %llu is truncated", i,
+                        (unsigned long long)(base + off));
+        memcpy(&rec, p + off, sizeof(rec));
+        off += sizeof(rec);
+        if (rec.nframes > (size - off) / 8)
+            return fail(err, errlen, "stack %u at offset %llu claims %u frames, chunk too short",
+                        rec.id, (unsigned long long)(base + off), rec.nframes);
+        if (rec.id == 0) return fail(err, errlen, "stack record %u has the reserved id 0", i);
+        s->stacks[i].id = rec.id;
+        s->stacks[i].nframes = rec.nframes;
+        s->stacks[i].pcs = (const uint64_t *)(p + off);
+        off += (uint64_t)rec.nframes * 8;
+    }
+    s->nstacks = count;
+    qsort(s->stacks, count, sizeof(*s->stacks), cmp_stack);
+    for (size_t i = 1; i < count; i++)
+        if (s->stacks[i].id == s->stacks[i - 1].id)
+            return fail(err, errlen, "stack id %u appears twice", s->stacks[i].id);
+    return 0;
+}
+
+static int parse_blocks(ls_snapshot_t *s, const unsigned char *p, uint64_t size, uint32_t count,
+                        uint64_t base, char *err, size_t errlen)
+{
+    if ((uint64_t)count * sizeof(ls_fmt_block_t) != size)
+        return fail(err, errlen, "blocks chunk at offset %llu: %u records do not fill %llu bytes",
+                    (unsigned long long)base, count, (unsigned long long)size);
+    s->blocks = (ls_fmt_block_t *)p; /* payload is 8-aligned in an 8-aligned buffer */
+    s->nblocks = count;
+    return 0;
+}
+
+int ls_snapshot_parse(const void *data, size_t size, ls_snapshot_t *s, char *err, size_t errlen)
+{
+    memset(s, 0, sizeof(*s));
+    const unsigned char *d = data;
+    s->data = (unsigned char *)data;
+    s->size = size;
+    if ((uintptr_t)d % 8) return fail(err, errlen, "internal: snapshot buffer is not aligned");
+    ls_fmt_file_header_t fh;
+    if (size < sizeof(fh))
+        return fail(err, errlen, "file is %zu bytes, too short for a snapshot header", size);
+    memcpy(&fh, d, sizeof(fh));
+    if (memcmp(fh.magic, LS_FMT_MAGIC, 8) != 0)
+        return fail(err, errlen, "not a leakscope snapshot (bad magic)");
+    if (fh.version_major != LS_FMT_VERSION_MAJOR)
+        return fail(err, errlen, "snapshot format version %u.%u is not supported (this reader: %u.x)",
+                    fh.version_major, fh.version_minor, LS_FMT_VERSION_MAJOR);
+    if (fh.header_size < sizeof(fh) || fh.header_size > size || fh.header_size % 8)
+        return fail(err, errlen, "bad header size %u", fh.header_size);
+    s->version_major = fh.version_major;
+    s->version_minor = fh.version_minor;
+
+    uint64_t off = fh.header_size;
+    uint32_t nchunks = 0;
+    bool seen[6] = {false};
+    for (;;) {
+        ls_fmt_chunk_header_t ch;
+        if (size - off < sizeof(ch))
+            return fail(err, errlen,
+                        "file is truncated at offset %llu: no END chunk (the process may have "
+                        "died while writing)",
+                        (unsigned long long)off);
+        memcpy(&ch, d + off, sizeof(ch));
+        off += sizeof(ch);
+        if (ch.size > size - off)
+            return fail(err, errlen,
+                        "chunk %u (type 0x%x) at offset %llu claims %llu bytes, file has %llu "
+                        "left: truncated",
+                        nchunks, ch.type, (unsigned long long)(off - sizeof(ch)),
+                        (unsigned long long)ch.size, (unsigned long long)(size - off));
+        if (ch.size % 8)
+            return fail(err, errlen, "chunk %u at offset %llu has unaligned size %llu", nchunks,
+                        (unsigned long long)(off - sizeof(ch)), (unsigned long long)ch.size);
+        const unsigned char *p = d + off;
+        if (ch.type == LS_CHUNK_END) {
+            if (ch.count != nchunks)
+                return fail(err, errlen, "END chunk counts %u chunks, file has %u", ch.count,
+                            nchunks);
+            break;
+        }
+        uLong crc = crc32(0L, Z_NULL, 0);
+        uint64_t left = ch.size;
+        const unsigned char *q = p;
+        while (left) {
+            uInt n = left > (1u << 30) ? (1u << 30) : (uInt)left;
+            crc = crc32(crc, q, n);
+            q += n;
+            left -= n;
+        }
+        if ((uint32_t)crc != ch.crc32)
+            return fail(err, errlen, "chunk %u (type 0x%x) at offset %llu: checksum mismatch, "
+                        "the file is corrupt",
+                        nchunks, ch.type, (unsigned long long)(off - sizeof(ch)));
+        if (ch.type >= 1 && ch.type <= 5) {
+            if (seen[ch.type])
+                return fail(err, errlen, "chunk type %u appears twice", ch.type);
+            seen[ch.type] = true;
+        }
+        int rc = 0;
+        switch (ch.type) {
+        case LS_CHUNK_META: rc = parse_items(s, p, ch.size, off, meta_item, "meta", err, errlen); break;
+        case LS_CHUNK_STATS: rc = parse_items(s, p, ch.size, off, stat_item, "stats", err, errlen); break;
+        case LS_CHUNK_MODULES: rc = parse_modules(s, p, ch.size, ch.count, off, err, errlen); break;
+        case LS_CHUNK_STACKS: rc = parse_stacks(s, p, ch.size, ch.count, off, err, errlen); break;
+        case LS_CHUNK_BLOCKS: rc = parse_blocks(s, p, ch.size, ch.count, off, err, errlen); break;
+        default: break;
+        }
+        if (rc) return -1;
+        off += ch.size;
+        nchunks++;
+    }
+    if (!seen[LS_CHUNK_META]) return fail(err, errlen, "snapshot has no META chunk");
+    for (size_t i = 0; i < s->nblocks; i++) {
+        const ls_fmt_block_t *b = &s->blocks[i];
+        if (b->kind > LS_KIND_REACHABLE)
+            return fail(err, errlen, "block %zu has unknown kind %u", i, b->kind);
+        if (b->stack && !ls_snapshot_stack(s, b->stack))
+            return fail(err, errlen, "block %zu refers to missing stack %u", i, b->stack);
+        if (b->kind == LS_KIND_INDIRECTLY && b->leader != LS_NO_LEADER && b->leader >= s->nblocks)
+            return fail(err, errlen, "block %zu has leader %u out of range", i, b->leader);
+        if (i && b->addr <= s->blocks[i - 1].addr)
+            return fail(err, errlen, "blocks are not sorted by address at record %zu", i);
+    }
+    return 0;
+}
+
+int ls_snapshot_load(const char *path, ls_snapshot_t *snap, char *err, size_t errlen)
+{
+    memset(snap, 0, sizeof(*snap));
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return fail(err, errlen, "cannot open %s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return fail(err, errlen, "%s is not a regular file", path);
+    }
+    size_t size = (size_t)st.st_size;
+    /* 8-aligned copy: malloc's alignment is 16 on this platform. */
+    unsigned char *buf = malloc(size ? size : 1);
+    if (!buf) {
+        close(fd);
+        return fail(err, errlen, "%s: out of memory for %zu bytes", path, size);
+    }
+    size_t got = 0;
+    while (got < size) {
+        ssize_t n = read(fd, buf + got, size - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    close(fd);
+    char inner[512];
+    if (ls_snapshot_parse(buf, got, snap, inner, sizeof(inner))) {
+        ls_snapshot_free(snap);
+        free(buf);
+        memset(snap, 0, sizeof(*snap));
+        return fail(err, errlen, "%s: %s", path, inner);
+    }
+    snap->owns_data = 1;
+    return 0;
+}
+
+void ls_snapshot_free(ls_snapshot_t *s)
+{
+    for (size_t i = 0; i < s->nmodules; i++) {
+        free(s->modules[i].path);
+        free(s->modules[i].build_id);
+    }
+    free(s->modules);
+    free(s->stacks);
+    free(s->exe);
+    free(s->cmdline);
+    free(s->mode);
+    free(s->options);
+    free(s->agent_version);
+    if (s->owns_data) free(s->data);
+    s->owns_data = 0;
+    s->data = NULL;
+    s->modules = NULL;
+    s->stacks = NULL;
+    s->nmodules = s->nstacks = 0;
+}
+
+const ls_snap_stack_t *ls_snapshot_stack(const ls_snapshot_t *s, uint32_t id)
+{
+    size_t lo = 0, hi = s->nstacks;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (s->stacks[mid].id < id) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < s->nstacks && s->stacks[lo].id == id ? &s->stacks[lo] : NULL;
+}
+
+const ls_snap_module_t *ls_snapshot_module_for(const ls_snapshot_t *s, uint64_t pc,
+                                               uint32_t stack_id)
+{
+    const ls_snap_module_t *best = NULL;
+    for (size_t i = 0; i < s->nmodules; i++) {
+        const ls_snap_module_t *m = &s->modules[i];
+        if (pc < m->rec.lo || pc >= m->rec.hi) continue;
+        if (stack_id && (stack_id < m->rec.first_stack || stack_id >= m->rec.end_stack)) {
+            if (!best) best = m; /* fall back to any object once mapped there */
+            continue;
+        }
+        return m;
+    }
+    return best;
+}

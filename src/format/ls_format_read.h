@@ -1,0 +1,62 @@
+/*
+ * ls_format_read.h - snapshot reader (CLI side). Loads a whole file, checks every chunk (size,
+ * CRC, record bounds, ids) and exposes plain arrays. Any defect gives an error message naming
+ * the problem and the file offset; the reader never trusts a length it has not checked.
+ */
+#ifndef LS_FORMAT_READ_H
+#define LS_FORMAT_READ_H
+
+#include "ls_format.h"
+
+#include <stdbool.h>
+
+typedef struct ls_snap_module {
+    ls_fmt_module_t rec;
+    char *path;            /* NUL-terminated copy */
+    uint8_t *build_id;     /* rec.build_id_len bytes */
+} ls_snap_module_t;
+
+typedef struct ls_snap_stack {
+    uint32_t id;
+    uint32_t nframes;
+    const uint64_t *pcs;   /* points into the snapshot's data */
+} ls_snap_stack_t;
+
+#define LS_STAT_KEYS 64
+
+typedef struct ls_snapshot {
+    uint16_t version_major, version_minor;
+    /* META */
+    uint64_t pid, ppid, start_ns, snap_ns, reason, signal, leak_checked, max_frames;
+    int64_t exit_status;
+    char *exe, *cmdline, *mode, *options, *agent_version;
+    /* MODULES, STACKS (sorted by id), BLOCKS (sorted by address) */
+    ls_snap_module_t *modules;
+    size_t nmodules;
+    ls_snap_stack_t *stacks;
+    size_t nstacks;
+    ls_fmt_block_t *blocks;
+    size_t nblocks;
+    /* STATS, indexed by ls_fmt_stat_key_t */
+    uint64_t stats[LS_STAT_KEYS];
+    uint64_t stats_present; /* bit k set when stats[k] was in the file */
+    /* the file's bytes */
+    unsigned char *data;
+    size_t size;
+    int owns_data; /* set by ls_snapshot_load: free() data with the snapshot */
+} ls_snapshot_t;
+
+/* Reads and checks path. Returns 0, or -1 with a message in err. */
+int ls_snapshot_load(const char *path, ls_snapshot_t *snap, char *err, size_t errlen);
+/* Parses bytes the caller owns; snap->data points into them (the fuzz target's entry). */
+int ls_snapshot_parse(const void *data, size_t size, ls_snapshot_t *snap, char *err,
+                      size_t errlen);
+void ls_snapshot_free(ls_snapshot_t *snap);
+
+const ls_snap_stack_t *ls_snapshot_stack(const ls_snapshot_t *snap, uint32_t id);
+/* The module holding pc as seen by stack stack_id, or NULL. */
+const ls_snap_module_t *ls_snapshot_module_for(const ls_snapshot_t *snap, uint64_t pc,
+                                               uint32_t stack_id);
+const char *ls_kind_name(unsigned kind); /* "definitely_lost", ... */
+
+#endif
