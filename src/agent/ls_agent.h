@@ -87,6 +87,7 @@ void ls__thread_init_slow(ls_tls_t *t) LS_HIDDEN;
 
 /* ---- memory for the agent itself (ls_mem.c): mmap-backed, never the host's allocator ------- */
 void *ls__map(size_t size) LS_HIDDEN;              /* zeroed pages, NULL on failure (counted) */
+void *ls__map_table(size_t size) LS_HIDDEN;        /* same, populated now, huge pages if big */
 void ls__unmap(void *p, size_t size) LS_HIDDEN;
 void ls__mem_lock(void) LS_HIDDEN;   /* for fork: no child inherits a held region lock */
 void ls__mem_unlock(void) LS_HIDDEN;
@@ -107,7 +108,7 @@ static inline void ls__spin_unlock(_Atomic int *l)
     atomic_store_explicit(l, 0, memory_order_release);
 }
 
-/* ---- live-block table (ls_table.c) ------------------------------------------------------------ */
+/* ---- side table (ls_table.c): blocks without a header (alignment > 256, or no bitmap) -------- */
 typedef struct ls_block {
     uintptr_t addr;
     uint64_t size_flags; /* low 48 bits: requested size; high 16: LS_BF_* */
@@ -117,6 +118,41 @@ typedef struct ls_block {
 
 #define LS_SIZE_MASK   ((1ull << 48) - 1)
 #define LS_BF_IGNORED  (1ull << 48) /* ls_ignore(): treat as reachable */
+#define LS_BF_ALIGNED  (1ull << 49) /* header block from memalign: real base = p - ((u64*)p)[-3] */
+#define LS_BF_HEADER   (1ull << 50) /* the block carries an ls_hdr_t (in a copy for the scan) */
+#define LS_BF_DROP     (1ull << 51) /* scan only: freed by __libc_freeres under valgrind */
+
+/*
+ * The 16 bytes in front of every block the agent allocates (p = real block + 16, so malloc's
+ * 16-byte alignment holds). Written on the cache line the allocator has just touched, read back
+ * by free and by the scan; a bit in ls_bitmap.c says the header is there.
+ */
+typedef struct ls_hdr {
+    uint64_t size_flags; /* requested size | LS_BF_* */
+    uint32_t stack;
+    uint32_t birth;
+} ls_hdr_t;
+
+static inline ls_hdr_t *ls__hdr(const void *p)
+{
+    return (ls_hdr_t *)((uintptr_t)p - sizeof(ls_hdr_t));
+}
+
+/* The pointer the real allocator returned for header block p. */
+static inline void *ls__hdr_base(const void *p, uint64_t size_flags)
+{
+    if (LS_UNLIKELY(size_flags & LS_BF_ALIGNED)) return (char *)p - ((const uint64_t *)p)[-3];
+    return (char *)p - sizeof(ls_hdr_t);
+}
+
+uint32_t ls__birth_now(void) LS_HIDDEN;
+
+/* ---- ownership bitmap (ls_bitmap.c) ---------------------------------------------------------- */
+bool ls__bm_init(void) LS_HIDDEN;
+bool ls__bm_set(uintptr_t p) LS_HIDDEN;        /* false: cannot record (address too high, no memory) */
+bool ls__bm_test_clear(uintptr_t p) LS_HIDDEN; /* was p ours? (and it no longer is) */
+bool ls__bm_test(uintptr_t p) LS_HIDDEN;
+size_t ls__bm_foreach(void (*fn)(uintptr_t p, void *ctx), void *ctx) LS_HIDDEN;
 
 void ls__table_init(void) LS_HIDDEN;
 void ls__table_insert(uintptr_t addr, uint64_t size, uint32_t stack) LS_HIDDEN;
@@ -130,6 +166,7 @@ void ls__table_unlock_all(void) LS_HIDDEN;
 size_t ls__table_count_locked(void) LS_HIDDEN;
 size_t ls__table_copy_locked(ls_block_t *out, size_t cap) LS_HIDDEN;
 void ls__table_after_fork_child(void) LS_HIDDEN;
+extern _Atomic size_t ls__side_count LS_HIDDEN; /* entries in the side table: frees skip it at 0 */
 
 /* ---- stack depot (ls_stackdepot.c) ----------------------------------------------------------- */
 uint32_t ls__depot_intern(const uintptr_t *pcs, size_t n) LS_HIDDEN;
@@ -169,6 +206,7 @@ int ls__maps_foreach(int (*fn)(const ls_mapping_t *m, void *ctx), void *ctx) LS_
 typedef struct ls_thread_rec {
     _Atomic pid_t tid; /* 0 once dead */
     uintptr_t stack_lo, stack_hi;
+    uintptr_t tp; /* thread pointer (struct pthread, the TCB): finds its DTV after death */
 } ls_thread_rec_t;
 void ls__threads_init(void) LS_HIDDEN;
 void ls__threads_register_self(void) LS_HIDDEN;

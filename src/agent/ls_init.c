@@ -192,6 +192,12 @@ void ls__init(void)
     ls__g.stop_signal = o->stop_signal ? (int)o->stop_signal : SIGRTMAX - 3;
 
     ls__table_init();
+    if (!ls__bm_init()) {
+        ls__log("cannot map the ownership bitmap; tracking disabled");
+        atomic_store(&ls__g.state, LS_STATE_DISABLED);
+        ls__tls.guard--;
+        return;
+    }
     ls__threads_init();
     ls__unwind_init();
     if (ls__stopworld_init(ls__g.stop_signal) < 0)
@@ -409,8 +415,9 @@ LS_EXPORT int ls_agent_active(void)
 
 LS_EXPORT void ls_agent_ignore(const void *ptr)
 {
-    if (ptr && atomic_load(&ls__g.state) == LS_STATE_READY)
-        ls__table_set_flag((uintptr_t)ptr, LS_BF_IGNORED);
+    if (!ptr || atomic_load(&ls__g.state) != LS_STATE_READY) return;
+    if (ls__bm_test((uintptr_t)ptr)) ls__hdr(ptr)->size_flags |= LS_BF_IGNORED;
+    else ls__table_set_flag((uintptr_t)ptr, LS_BF_IGNORED);
 }
 
 LS_EXPORT long ls_agent_leak_check(const char *snapshot_path)

@@ -94,11 +94,18 @@ static bool readable_word(const scan_ctx_t *c, uintptr_t a)
     return m && m->r && a + 8 <= m->hi;
 }
 
-/* glibc's in-use chunk header word (size | flags) just before a block, when it can be read. */
-static bool chunk_header(const scan_ctx_t *c, const ls_block_t *b, uint64_t *hdr)
+/* Where the real allocator's block starts: before our header, if the block has one. */
+static uintptr_t real_base(const ls_block_t *b)
 {
-    if (b->addr < 16 || !readable_word(c, b->addr - 8)) return false;
-    *hdr = *(const uint64_t *)(b->addr - 8);
+    if (!(b->size_flags & LS_BF_HEADER)) return b->addr;
+    return (uintptr_t)ls__hdr_base((const void *)b->addr, b->size_flags);
+}
+
+/* glibc's in-use chunk header word (size | flags) just before the real block, if readable. */
+static bool chunk_header(const scan_ctx_t *c, uintptr_t base, uint64_t *hdr)
+{
+    if (base < 16 || !readable_word(c, base - 8)) return false;
+    *hdr = *(const uint64_t *)(base - 8);
     return true;
 }
 
@@ -158,8 +165,9 @@ static inline void push(scan_ctx_t *c, uint32_t i)
 static bool is_next_chunk_header(const scan_ctx_t *c, const ls_block_t *b, uintptr_t v)
 {
     uint64_t hdr;
-    if (!chunk_header(c, b, &hdr) || (hdr & 2)) return false; /* 2 = IS_MMAPPED */
-    return v == b->addr - 16 + (hdr & ~7ull);
+    uintptr_t base = real_base(b);
+    if (!chunk_header(c, base, &hdr) || (hdr & 2)) return false; /* 2 = IS_MMAPPED */
+    return v == base - 16 + (hdr & ~7ull);
 }
 
 /* valgrind lc_push_without_clique_if_a_chunk_pointer */
@@ -255,8 +263,9 @@ static int collect_map(const ls_mapping_t *m, void *ctx)
             (hi[0] == m->lo + 48 || (hi[1] && hi[1] % LS_HEAP_MAX == 0)))
             heap = true;
     }
-    /* Device mappings are never scanned (valgrind: reading them may hang), /dev/zero is. */
-    if (!strncmp(m->path, "/dev/", 5) && strcmp(m->path, "/dev/zero")) heap = true;
+    /* Device mappings are never scanned (valgrind: reading them may hang), /dev/zero is; shared
+     * anonymous memory shows as "/dev/zero (deleted)". */
+    if (!strncmp(m->path, "/dev/", 5) && strncmp(m->path, "/dev/zero", 9)) heap = true;
     if (!strcmp(m->path, "[vvar]") || !strcmp(m->path, "[vsyscall]")) heap = true;
     if (heap && mc->nheaps < mc->maxheaps) mc->heaps[mc->nheaps++] = (ls_range_t){m->lo, m->hi};
     return 0;
@@ -304,6 +313,36 @@ static void scan_root_range(scan_ctx_t *c, uintptr_t lo, uintptr_t hi)
     }
 }
 
+/*
+ * Exited threads whose stacks glibc keeps cached still own a DTV (and dynamic TLS blocks) that
+ * the next thread on that stack reuses. valgrind runs glibc's __libc_freeres at exit, which frees
+ * the cache, so for it these blocks do not exist; the agent cannot call __libc_freeres (exit is
+ * not over when it checks), so it leaves them out: the TCB at the thread pointer holds the DTV
+ * pointer at offset 8 (&dtv[1]; dtv[0].counter = length; entries are {val, to_free}).
+ */
+static size_t drop_dead_thread_tls(scan_ctx_t *c, ls_block_t *b, size_t n,
+                                   const ls_thread_rec_t *t, size_t nt)
+{
+    for (size_t k = 0; k < nt; k++) {
+        if (atomic_load(&t[k].tid) || !t[k].tp || !readable_word(c, t[k].tp + 8)) continue;
+        uintptr_t dtv = *(const uintptr_t *)(t[k].tp + 8);
+        if (dtv < 16 || !readable_word(c, dtv - 16)) continue;
+        long di = find_block(c, dtv - 16);
+        if (di < 0 || b[di].addr != dtv - 16) continue;
+        size_t len = *(const uintptr_t *)(dtv - 16);
+        for (size_t e = 0; e < len && e < 4096 && readable_word(c, dtv + 16 * e + 8); e++) {
+            uintptr_t to_free = *(const uintptr_t *)(dtv + 16 * e + 8);
+            long ti = to_free ? find_block(c, to_free) : -1;
+            if (ti >= 0 && b[ti].addr == to_free) b[ti].size_flags |= LS_BF_DROP;
+        }
+        b[di].size_flags |= LS_BF_DROP;
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!(b[i].size_flags & LS_BF_DROP)) b[m++] = b[i];
+    return m;
+}
+
 /* ---- sorting the blocks by address (radix, no allocation) ------------------------------------- */
 
 static void radix_sort(ls_block_t *a, ls_block_t *tmp, size_t n, uint32_t *count)
@@ -325,6 +364,25 @@ static void radix_sort(ls_block_t *a, ls_block_t *tmp, size_t n, uint32_t *count
 
 /* ---- the check --------------------------------------------------------------------------------- */
 
+typedef struct collect {
+    ls_block_t *out;
+    size_t n, cap;
+} collect_t;
+
+static void count_block(uintptr_t p, void *ctx)
+{
+    (void)p;
+    ((collect_t *)ctx)->n++;
+}
+
+static void copy_block(uintptr_t p, void *ctx)
+{
+    collect_t *c = ctx;
+    if (c->n >= c->cap) return;
+    const ls_hdr_t *h = ls__hdr((const void *)p);
+    c->out[c->n++] = (ls_block_t){p, h->size_flags | LS_BF_HEADER, h->stack, h->birth};
+}
+
 static void *carve(char **p, size_t bytes)
 {
     void *r = *p;
@@ -340,9 +398,19 @@ int ls__check_run(ls_check_result_t *res, bool classify, const ls_exit_state_t *
     ls__modules_lock();
     ls__depot_lock_all();
     ls__table_lock_all();
+    ls__mem_lock(); /* no thread gets parked inside ls__map (we map below) */
 
-    /* Map everything before the world stops: a parked thread may hold locks ls__map needs. */
-    size_t n = ls__table_count_locked();
+    /* Park the others first: the bitmap and headers are then still while we count and copy. The
+     * arrays are sized by a counting pass and mapped before any parked thread could matter:
+     * ls__map's lock is taken only briefly and never by a thread inside the allocator path. */
+    ls_parked_t *parked = NULL;
+    size_t nparked = 0;
+    unsigned unresponsive = 0;
+    nparked = ls__stopworld_stop(&parked, &unresponsive);
+    ls__mem_unlock();
+    collect_t cnt = {NULL, 0, 0};
+    ls__bm_foreach(count_block, &cnt);
+    size_t n = cnt.n + ls__table_count_locked();
     size_t cap = n + 16;
     size_t bytes = 64 * 8 + cap * sizeof(ls_block_t) * 2 + cap * (1 + 1 + 1 + 1 + 4 + 4 * 3) +
                    65536 * 4 + LS_MAX_MAPS * (sizeof(ls_mapping_t) + 1) +
@@ -350,6 +418,7 @@ int ls__check_run(ls_check_result_t *res, bool classify, const ls_exit_state_t *
                    4096 * sizeof(ls_thread_rec_t) + 2048 * sizeof(ls_range_t) + 20 * 64;
     char *mem = ls__map(bytes);
     if (!mem) {
+        ls__stopworld_resume();
         ls__table_unlock_all();
         ls__depot_unlock_all();
         ls__modules_unlock();
@@ -381,13 +450,10 @@ int ls__check_run(ls_check_result_t *res, bool classify, const ls_exit_state_t *
     size_t nagent = ls__mem_ranges(agent, 4096);
     size_t ntrecs = ls__threads_snapshot(trecs, 4096);
 
-    ls_parked_t *parked = NULL;
-    size_t nparked = 0;
-    unsigned unresponsive = 0;
-    if (classify) nparked = ls__stopworld_stop(&parked, &unresponsive);
-
-    n = ls__table_copy_locked(blocks, cap);
-    ls__table_unlock_all(); /* parked threads cannot touch it; live ones (no check) may go on */
+    collect_t cp = {blocks, 0, cap};
+    ls__bm_foreach(copy_block, &cp);
+    n = cp.n + ls__table_copy_locked(blocks + cp.n, cap - cp.n);
+    ls__table_unlock_all();
     ls__depot_unlock_all();
     if (n) radix_sort(blocks, tmp, n, count);
     res->blocks = blocks;
@@ -408,8 +474,14 @@ int ls__check_run(ls_check_result_t *res, bool classify, const ls_exit_state_t *
             uintptr_t e = blocks[i].addr + (bsize(&blocks[i]) ? bsize(&blocks[i]) : 1);
             if (e > c.max_end) c.max_end = e;
         }
+        for (size_t i = 0; i < n; i++) {
+            uintptr_t e = blocks[i].addr + (bsize(&blocks[i]) ? bsize(&blocks[i]) : 1);
+            if (e > c.max_end) c.max_end = e;
+        }
         maps_collect_t mc = {&c, heaps, 0, 1024};
         ls__maps_foreach(collect_map, &mc);
+        n = drop_dead_thread_tls(&c, blocks, n, trecs, ntrecs);
+        c.n = res->n = n;
 
         /* Exclusions: the heap, agent memory, mmap'd chunks, all thread stacks (live stacks
          * are added back from their SP below). */
@@ -418,9 +490,10 @@ int ls__check_run(ls_check_result_t *res, bool classify, const ls_exit_state_t *
         for (size_t i = 0; i < ntrecs; i++) excl_add(&c, trecs[i].stack_lo, trecs[i].stack_hi);
         for (size_t i = 0; i < n; i++) {
             uint64_t hdr;
-            if (chunk_header(&c, &blocks[i], &hdr) && (hdr & 2)) {
+            uintptr_t base = real_base(&blocks[i]);
+            if (chunk_header(&c, base, &hdr) && (hdr & 2)) {
                 /* mmap'd chunk: prev_size holds the alignment slack before the chunk */
-                uintptr_t chunk = blocks[i].addr - 16;
+                uintptr_t chunk = base - 16;
                 uint64_t slack = readable_word(&c, chunk) ? *(const uint64_t *)chunk : 0;
                 uint64_t csize = hdr & ~7ull;
                 if (slack < (1ull << 40) && csize < (1ull << 47) && csize >= bsize(&blocks[i]))
@@ -474,7 +547,7 @@ int ls__check_run(ls_check_result_t *res, bool classify, const ls_exit_state_t *
         }
         res->checked = true;
     }
-    if (classify) ls__stopworld_resume();
+    ls__stopworld_resume();
     ls__modules_unlock();
     ls__spin_unlock(&ls__g.check_lock);
 

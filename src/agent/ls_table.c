@@ -1,7 +1,9 @@
 /*
- * ls_table.c - the live-block table: address -> {size, flags, stack id, birth}.
+ * ls_table.c - the side table: address -> {size, flags, stack id, birth} for the few blocks that
+ * carry no header (alignment above 256, or an address the bitmap cannot record). Most blocks
+ * never come here: see ls_bitmap.c for why the main path is a header plus a bit, not a table.
  *
- * 64 shards chosen by a hash of the address, each an open-addressing table with linear probing
+ * 16 shards chosen by a hash of the address, each an open-addressing table with linear probing
  * and backward-shift deletion (no tombstones, so a long-running host with heavy churn never
  * degrades), grown by doubling at 3/4 load, protected by its own spinlock on its own cache line.
  * A malloc/free pair touches one shard for a few nanoseconds; threads rarely meet on a shard.
@@ -12,9 +14,9 @@
 #include <string.h>
 #include <time.h>
 
-#define LS_SHARD_BITS 6
+#define LS_SHARD_BITS 4
 #define LS_NSHARDS    (1u << LS_SHARD_BITS)
-#define LS_SHARD_INIT 1024
+#define LS_SHARD_INIT 256
 
 typedef struct ls_shard {
     _Atomic int lock;
@@ -24,16 +26,26 @@ typedef struct ls_shard {
 } __attribute__((aligned(64))) ls_shard_t;
 
 static ls_shard_t shards[LS_NSHARDS];
+_Atomic size_t ls__side_count;
 
+/* Fibonacci hashing: multiply, then use the TOP bits (shard = top 6, slot = the bits below),
+ * which depend on every bit of the address; heap addresses differ mostly in bits 4..30. */
 static inline uint64_t mix64(uint64_t x)
 {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    return x;
+    return (x >> 4) * 0x9e3779b97f4a7c15ull;
 }
 
-static inline uint32_t birth_now(void)
+static inline size_t shard_of(uint64_t h)
+{
+    return (size_t)(h >> (64 - LS_SHARD_BITS));
+}
+
+static inline size_t slot_of(uint64_t h, size_t mask)
+{
+    return (size_t)(h >> 20) & mask; /* bits 20..57: independent of the shard bits */
+}
+
+uint32_t ls__birth_now(void)
 {
     /* The coarse clock is a vDSO read of a jiffy-updated value: a few ns, ~4 ms resolution,
      * enough to place a block between markers taken by a human or a test. */
@@ -45,7 +57,7 @@ static inline uint32_t birth_now(void)
 
 static bool shard_alloc(ls_shard_t *s, size_t cap)
 {
-    ls_block_t *slots = ls__map(cap * sizeof(ls_block_t));
+    ls_block_t *slots = ls__map_table(cap * sizeof(ls_block_t));
     if (!slots) return false;
     s->slots = slots;
     s->mask = cap - 1;
@@ -60,7 +72,7 @@ void ls__table_init(void)
 
 static void shard_put(ls_shard_t *s, uint64_t h, const ls_block_t *b)
 {
-    size_t i = (size_t)(h >> LS_SHARD_BITS) & s->mask;
+    size_t i = slot_of(h, s->mask);
     while (s->slots[i].addr && s->slots[i].addr != b->addr) i = (i + 1) & s->mask;
     if (!s->slots[i].addr) s->count++;
     s->slots[i] = *b;
@@ -83,8 +95,8 @@ static LS_COLD void shard_grow(ls_shard_t *s)
 void ls__table_insert(uintptr_t addr, uint64_t size, uint32_t stack)
 {
     uint64_t h = mix64(addr);
-    ls_shard_t *s = &shards[h & (LS_NSHARDS - 1)];
-    ls_block_t b = {addr, size & LS_SIZE_MASK, stack, birth_now()};
+    ls_shard_t *s = &shards[shard_of(h)];
+    ls_block_t b = {addr, size, stack, ls__birth_now()};
     ls__spin_lock(&s->lock);
     if (LS_UNLIKELY(!s->slots)) {
         ls__spin_unlock(&s->lock);
@@ -93,14 +105,16 @@ void ls__table_insert(uintptr_t addr, uint64_t size, uint32_t stack)
     /* An existing entry means its free was missed (made from a signal handler while the agent
      * was busy on that thread): the new block replaces it. */
     if (LS_UNLIKELY((s->count + 1) * 4 > (s->mask + 1) * 3)) shard_grow(s);
+    size_t before = s->count;
     if (s->count + 1 <= s->mask) shard_put(s, h, &b);
+    if (s->count != before) atomic_fetch_add(&ls__side_count, 1);
     ls__spin_unlock(&s->lock);
 }
 
 static bool shard_find(ls_shard_t *s, uint64_t h, uintptr_t addr, size_t *idx)
 {
     if (!s->slots) return false;
-    size_t i = (size_t)(h >> LS_SHARD_BITS) & s->mask;
+    size_t i = slot_of(h, s->mask);
     for (;;) {
         uintptr_t a = s->slots[i].addr;
         if (a == addr) {
@@ -115,7 +129,7 @@ static bool shard_find(ls_shard_t *s, uint64_t h, uintptr_t addr, size_t *idx)
 bool ls__table_remove(uintptr_t addr, ls_block_t *out)
 {
     uint64_t h = mix64(addr);
-    ls_shard_t *s = &shards[h & (LS_NSHARDS - 1)];
+    ls_shard_t *s = &shards[shard_of(h)];
     size_t i;
     ls__spin_lock(&s->lock);
     if (!shard_find(s, h, addr, &i)) {
@@ -129,7 +143,7 @@ bool ls__table_remove(uintptr_t addr, ls_block_t *out)
         j = (j + 1) & s->mask;
         uintptr_t a = s->slots[j].addr;
         if (!a) break;
-        size_t home = (size_t)(mix64(a) >> LS_SHARD_BITS) & s->mask;
+        size_t home = slot_of(mix64(a), s->mask);
         bool stays = (i <= j) ? (i < home && home <= j) : (i < home || home <= j);
         if (!stays) {
             s->slots[i] = s->slots[j];
@@ -138,6 +152,7 @@ bool ls__table_remove(uintptr_t addr, ls_block_t *out)
     }
     s->slots[i].addr = 0;
     s->count--;
+    atomic_fetch_sub(&ls__side_count, 1);
     ls__spin_unlock(&s->lock);
     return true;
 }
@@ -145,7 +160,7 @@ bool ls__table_remove(uintptr_t addr, ls_block_t *out)
 bool ls__table_lookup(uintptr_t addr, ls_block_t *out)
 {
     uint64_t h = mix64(addr);
-    ls_shard_t *s = &shards[h & (LS_NSHARDS - 1)];
+    ls_shard_t *s = &shards[shard_of(h)];
     size_t i;
     ls__spin_lock(&s->lock);
     bool found = shard_find(s, h, addr, &i);
@@ -157,7 +172,7 @@ bool ls__table_lookup(uintptr_t addr, ls_block_t *out)
 bool ls__table_set_flag(uintptr_t addr, uint64_t flag)
 {
     uint64_t h = mix64(addr);
-    ls_shard_t *s = &shards[h & (LS_NSHARDS - 1)];
+    ls_shard_t *s = &shards[shard_of(h)];
     size_t i;
     ls__spin_lock(&s->lock);
     bool found = shard_find(s, h, addr, &i);

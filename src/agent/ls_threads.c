@@ -95,6 +95,7 @@ void ls__threads_register_self(void)
     if (r) {
         r->stack_lo = t->stack_lo;
         r->stack_hi = t->stack_hi;
+        r->tp = (uintptr_t)pthread_self();
         atomic_store(&r->tid, tid);
     }
     ls__spin_unlock(&recs_lock);
@@ -110,6 +111,7 @@ size_t ls__threads_snapshot(ls_thread_rec_t *out, size_t max)
         out[i].tid = atomic_load(&recs[i].tid);
         out[i].stack_lo = recs[i].stack_lo;
         out[i].stack_hi = recs[i].stack_hi;
+        out[i].tp = recs[i].tp;
     }
     ls__spin_unlock(&recs_lock);
     return n;

@@ -52,7 +52,9 @@ size_t ls__unwind_fast(const ls_uw_frame_t *start, uintptr_t stack_hi, uintptr_t
  * ls__unwind_libunwind (pcs[0] would be the return address into it); skip drops that many
  * frames from the inner end. So in a function F,
  *     LS_UW_CALLER_FRAME(&f); n = ls__unwind_fast(&f, hi, pcs, max);
- * and n = ls__unwind_libunwind(pcs, max, 1) give the same list. At most 512 - skip - 2 frames.
+ * and n = ls__unwind_libunwind(pcs, max, 1) give the same list, provided F does not make the
+ * call as a tail call (use the result after it) and F itself is not inlined. At most
+ * 512 - skip - 2 frames.
  */
 size_t ls__unwind_libunwind(uintptr_t *pcs, size_t max, int skip);
 

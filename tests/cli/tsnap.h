@@ -1,0 +1,56 @@
+/*
+ * tsnap.h - test helper: writes snapshot files with the real writer (ls_format_write), from
+ * plain arrays, and lists the test process's own loaded objects as snapshot modules.
+ */
+#ifndef TSNAP_H
+#define TSNAP_H
+
+#include "ls_format.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct tsnap_module {
+    uint64_t bias, lo, hi;
+    uint32_t first_stack, end_stack;
+    const char *path;
+    const uint8_t *build_id;
+    size_t build_id_len;
+} tsnap_module_t;
+
+typedef struct tsnap_stack {
+    uint32_t id, nframes;
+    const uint64_t *pcs;
+} tsnap_stack_t;
+
+typedef struct tsnap {
+    uint64_t pid;
+    const char *exe;
+    uint64_t reason; /* ls_fmt_reason_t; 0 = leave out */
+    int64_t exit_status;
+    uint64_t signal;
+    uint64_t leak_checked;
+    const tsnap_module_t *modules;
+    size_t nmodules;
+    const tsnap_stack_t *stacks;
+    size_t nstacks;
+    const ls_fmt_block_t *blocks; /* sorted by address */
+    size_t nblocks;
+} tsnap_t;
+
+/* Writes s to path. Returns 0 or an errno. */
+int tsnap_write(const char *path, const tsnap_t *s);
+
+/* Fills out with this process's loaded objects (main program first, its path from
+ * /proc/self/exe), build-ids included; first_stack 1, end_stack UINT32_MAX. Returns the count.
+ * Strings live in static storage. */
+size_t tsnap_self_modules(tsnap_module_t *out, size_t max);
+
+/* A block record. */
+ls_fmt_block_t tsnap_block(uint64_t addr, uint64_t size, uint32_t stack, unsigned kind,
+                           uint32_t leader);
+
+/* Line number (1-based) of the first line of file containing marker; 0 when absent. */
+unsigned tsnap_find_line(const char *file, const char *marker);
+
+#endif
