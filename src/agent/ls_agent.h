@@ -46,6 +46,7 @@ typedef struct ls_exit_state {
     uintptr_t sp;       /* the exiting thread's stack pointer when it entered the exit path */
     uintptr_t regs[16]; /* registers that may hold pointers at that moment */
     int nregs;
+    bool interrupted;   /* stopped by a signal mid-code: the red zone below sp is live */
 } ls_exit_state_t;
 
 typedef struct ls_global {
@@ -108,7 +109,8 @@ static inline void ls__spin_unlock(_Atomic int *l)
     atomic_store_explicit(l, 0, memory_order_release);
 }
 
-/* ---- side table (ls_table.c): blocks without a header (alignment > 256, or no bitmap) -------- */
+/* ---- live blocks --------------------------------------------------------------------------------- */
+/* A live block as the scan and the snapshot see it (collected from the bitmap and trailers). */
 typedef struct ls_block {
     uintptr_t addr;
     uint64_t size_flags; /* low 48 bits: requested size; high 16: LS_BF_* */
@@ -116,36 +118,29 @@ typedef struct ls_block {
     uint32_t birth;      /* CLOCK_MONOTONIC_COARSE since start, in 2^20 ns (~1 ms) units */
 } ls_block_t;
 
-#define LS_SIZE_MASK   ((1ull << 48) - 1)
-#define LS_BF_IGNORED  (1ull << 48) /* ls_ignore(): treat as reachable */
-#define LS_BF_ALIGNED  (1ull << 49) /* header block from memalign: real base = p - ((u64*)p)[-3] */
-#define LS_BF_HEADER   (1ull << 50) /* the block carries an ls_hdr_t (in a copy for the scan) */
-#define LS_BF_DROP     (1ull << 51) /* scan only: freed by __libc_freeres under valgrind */
+#define LS_SIZE_MASK  ((1ull << 48) - 1)
+#define LS_BF_IGNORED (1ull << 48) /* ls_ignore(): treat as reachable */
+#define LS_BF_DROP    (1ull << 51) /* scan only: freed by __libc_freeres under valgrind */
 
 /*
- * The 16 bytes in front of every block the agent allocates (p = real block + 16, so malloc's
- * 16-byte alignment holds). Written on the cache line the allocator has just touched, read back
- * by free and by the scan; a bit in ls_bitmap.c says the header is there.
+ * The 16 bytes at the end of every block the agent allocates: the host asked for size, the
+ * agent asked the real allocator for size + 16 and keeps this in the last 16 usable bytes.
+ * Why a trailer and not a header: the host's pointer stays the real allocator's pointer, so
+ * alignment, memalign and free need no arithmetic, a free never reads it, and glibc's own
+ * pointers to the next chunk always lie past the block's end (a header in front made them look
+ * like the program's pointers into the block, which the leak scan must not believe).
  */
-typedef struct ls_hdr {
+typedef struct ls_trailer {
     uint64_t size_flags; /* requested size | LS_BF_* */
     uint32_t stack;
     uint32_t birth;
-} ls_hdr_t;
+} ls_trailer_t;
 
-static inline ls_hdr_t *ls__hdr(const void *p)
-{
-    return (ls_hdr_t *)((uintptr_t)p - sizeof(ls_hdr_t));
-}
-
-/* The pointer the real allocator returned for header block p. */
-static inline void *ls__hdr_base(const void *p, uint64_t size_flags)
-{
-    if (LS_UNLIKELY(size_flags & LS_BF_ALIGNED)) return (char *)p - ((const uint64_t *)p)[-3];
-    return (char *)p - sizeof(ls_hdr_t);
-}
+#define LS_TRAILER sizeof(ls_trailer_t)
 
 uint32_t ls__birth_now(void) LS_HIDDEN;
+/* The trailer of block p (ours: its bit is set), from the real allocator's usable size. */
+ls_trailer_t *ls__trailer(const void *p) LS_HIDDEN;
 
 /* ---- ownership bitmap (ls_bitmap.c) ---------------------------------------------------------- */
 bool ls__bm_init(void) LS_HIDDEN;
@@ -153,20 +148,6 @@ bool ls__bm_set(uintptr_t p) LS_HIDDEN;        /* false: cannot record (address 
 bool ls__bm_test_clear(uintptr_t p) LS_HIDDEN; /* was p ours? (and it no longer is) */
 bool ls__bm_test(uintptr_t p) LS_HIDDEN;
 size_t ls__bm_foreach(void (*fn)(uintptr_t p, void *ctx), void *ctx) LS_HIDDEN;
-
-void ls__table_init(void) LS_HIDDEN;
-void ls__table_insert(uintptr_t addr, uint64_t size, uint32_t stack) LS_HIDDEN;
-/* Removes addr; returns true and fills *out when it was tracked. */
-bool ls__table_remove(uintptr_t addr, ls_block_t *out) LS_HIDDEN;
-bool ls__table_lookup(uintptr_t addr, ls_block_t *out) LS_HIDDEN;
-bool ls__table_set_flag(uintptr_t addr, uint64_t flag) LS_HIDDEN;
-void ls__table_lock_all(void) LS_HIDDEN;
-void ls__table_unlock_all(void) LS_HIDDEN;
-/* With all shards locked: the number of live blocks, and a copy of them into out (cap entries). */
-size_t ls__table_count_locked(void) LS_HIDDEN;
-size_t ls__table_copy_locked(ls_block_t *out, size_t cap) LS_HIDDEN;
-void ls__table_after_fork_child(void) LS_HIDDEN;
-extern _Atomic size_t ls__side_count LS_HIDDEN; /* entries in the side table: frees skip it at 0 */
 
 /* ---- stack depot (ls_stackdepot.c) ----------------------------------------------------------- */
 uint32_t ls__depot_intern(const uintptr_t *pcs, size_t n) LS_HIDDEN;

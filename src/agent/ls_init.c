@@ -65,14 +65,12 @@ static void fork_prepare(void)
     ls__spin_lock(&ls__g.check_lock);
     ls__modules_lock();
     ls__depot_lock_all();
-    ls__table_lock_all();
     ls__mem_lock();
 }
 
 static void fork_parent(void)
 {
     ls__mem_unlock();
-    ls__table_unlock_all();
     ls__depot_unlock_all();
     ls__modules_unlock();
     ls__spin_unlock(&ls__g.check_lock);
@@ -82,7 +80,6 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     ls__mem_unlock();
-    ls__table_after_fork_child();
     ls__depot_after_fork_child();
     ls__modules_unlock();
     ls__spin_unlock(&ls__g.check_lock);
@@ -106,6 +103,7 @@ static void fatal_handler(int sig, siginfo_t *si, void *ucv)
     for (int i = 0; i < 16; i++) st.regs[i] = (uintptr_t)g[gpr[i]];
     st.nregs = 16;
     st.sp = (uintptr_t)g[REG_RSP];
+    st.interrupted = true;
     if (ls__tls.guard)
         ls__log("signal %d inside the agent; leak check skipped", sig);
     else
@@ -191,7 +189,6 @@ void ls__init(void)
     else ls__error("unknown unwinder '%s'; using fast", o->unwinder);
     ls__g.stop_signal = o->stop_signal ? (int)o->stop_signal : SIGRTMAX - 3;
 
-    ls__table_init();
     if (!ls__bm_init()) {
         ls__log("cannot map the ownership bitmap; tracking disabled");
         atomic_store(&ls__g.state, LS_STATE_DISABLED);
@@ -235,6 +232,41 @@ static void print_summary(const ls_check_result_t *res, const char *path)
     ls__log("details: leakscope report %s", path);
 }
 
+/* Is this the only thread of the process? (/proc/self/status "Threads:") */
+static bool single_threaded(void)
+{
+    char buf[4096];
+    int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0) return false;
+    buf[n] = 0;
+    const char *t = strstr(buf, "\nThreads:");
+    if (!t) return false;
+    t += 9;
+    while (*t == ' ' || *t == '\t') t++;
+    return t[0] == '1' && (t[1] == '\n' || t[1] == 0);
+}
+
+/*
+ * valgrind runs glibc's __libc_freeres and libstdc++'s __gnu_cxx::__freeres before its leak
+ * check, so memory those libraries keep until exit (ld.so's tables, locale data, stdio buffers,
+ * the cache of exited threads' stacks, the C++ emergency exception pool) is freed rather than
+ * reported. glibc supports calling __libc_freeres from an exit-time handler (mtrace does); we do
+ * it only on a normal exit and only with no other thread left, which could hold a lock it needs.
+ */
+static void run_freeres(void)
+{
+    if (!single_threaded()) return;
+    void (*cxx)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "_ZN9__gnu_cxx9__freeresEv");
+    void (*libc)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "__libc_freeres");
+    if (cxx) cxx();
+    if (libc) libc();
+}
+
+static bool ls__at_exit_allows_freeres;
+
 void ls__at_exit(int reason, int status, int signo, const ls_exit_state_t *st)
 {
     if (atomic_load(&ls__g.state) != LS_STATE_READY) return;
@@ -243,6 +275,12 @@ void ls__at_exit(int reason, int status, int signo, const ls_exit_state_t *st)
     ls__tls.guard++;
     if (!st && ls__tls.have_exit_state) st = &ls__tls.exit_state;
     if (reason == LS_REASON_EXIT && atomic_load(&ls__g.have_exit_status)) status = ls__g.exit_status;
+    if (reason == LS_REASON_EXIT && ls__at_exit_allows_freeres && ls__g.opt.freeres &&
+        ls__g.opt.leak_check) {
+        ls__tls.guard--; /* what freeres frees must leave the bitmap */
+        run_freeres();
+        ls__tls.guard++;
+    }
     ls_check_result_t res;
     if (ls__check_run(&res, ls__g.opt.leak_check, st) == 0) {
         char path[4096];
@@ -257,6 +295,7 @@ void ls__at_exit(int reason, int status, int signo, const ls_exit_state_t *st)
 
 __attribute__((destructor)) static void ls__dtor(void)
 {
+    ls__at_exit_allows_freeres = true; /* not for _exit: it must not flush stdio */
     ls__at_exit(LS_REASON_EXIT, 0, 0, NULL);
 }
 
@@ -416,8 +455,7 @@ LS_EXPORT int ls_agent_active(void)
 LS_EXPORT void ls_agent_ignore(const void *ptr)
 {
     if (!ptr || atomic_load(&ls__g.state) != LS_STATE_READY) return;
-    if (ls__bm_test((uintptr_t)ptr)) ls__hdr(ptr)->size_flags |= LS_BF_IGNORED;
-    else ls__table_set_flag((uintptr_t)ptr, LS_BF_IGNORED);
+    if (ls__bm_test((uintptr_t)ptr)) ls__trailer(ptr)->size_flags |= LS_BF_IGNORED;
 }
 
 LS_EXPORT long ls_agent_leak_check(const char *snapshot_path)

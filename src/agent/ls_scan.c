@@ -1,7 +1,8 @@
 /*
  * ls_scan.c - the leak check: valgrind memcheck's reachability algorithm on the live table.
  *
- * 1. Under all agent locks, park the other threads and copy the live table, sorted by address.
+ * 1. Under all agent locks, park the other threads and collect the live blocks from the
+ *    ownership bitmap (address order) and their trailers.
  * 2. Roots: every readable+writable mapping except the heap itself ([heap], glibc's thread-arena
  *    heaps, mmap'd chunks of live blocks), the agent's own memory and the stacks of exited
  *    threads; each live thread's stack from its parked SP (minus the 128-byte red zone) to its
@@ -52,6 +53,8 @@ typedef struct scan_ctx {
     ls_range_t *excl;
     size_t nexcl;
     uint64_t root_bytes;
+    uintptr_t cur_root; /* verbose=3: address of the root word being scanned, for the log */
+    bool debug;
 } scan_ctx_t;
 
 /* ---- block lookup -------------------------------------------------------------------------- */
@@ -92,13 +95,6 @@ static bool readable_word(const scan_ctx_t *c, uintptr_t a)
 {
     const ls_mapping_t *m = find_map(c, a);
     return m && m->r && a + 8 <= m->hi;
-}
-
-/* Where the real allocator's block starts: before our header, if the block has one. */
-static uintptr_t real_base(const ls_block_t *b)
-{
-    if (!(b->size_flags & LS_BF_HEADER)) return b->addr;
-    return (uintptr_t)ls__hdr_base((const void *)b->addr, b->size_flags);
 }
 
 /* glibc's in-use chunk header word (size | flags) just before the real block, if readable. */
@@ -161,15 +157,6 @@ static inline void push(scan_ctx_t *c, uint32_t i)
     if (c->sp < c->cap) c->stack[c->sp++] = i;
 }
 
-/* Is v a word glibc keeps pointing at the next chunk's header (see the file comment)? */
-static bool is_next_chunk_header(const scan_ctx_t *c, const ls_block_t *b, uintptr_t v)
-{
-    uint64_t hdr;
-    uintptr_t base = real_base(b);
-    if (!chunk_header(c, base, &hdr) || (hdr & 2)) return false; /* 2 = IS_MMAPPED */
-    return v == base - 16 + (hdr & ~7ull);
-}
-
 /* valgrind lc_push_without_clique_if_a_chunk_pointer */
 static inline void mark_word(scan_ctx_t *c, uintptr_t v, bool prior_definite)
 {
@@ -182,12 +169,14 @@ static inline void mark_word(scan_ctx_t *c, uintptr_t v, bool prior_definite)
         return;
     }
     bool start = v == b->addr;
-    if (!start && is_next_chunk_header(c, b, v)) return;
     bool via_reach = start;
     if (!start) {
         c->heur[i] = heuristic_reachable(c, v, b);
         via_reach = c->heur[i];
     }
+    if (LS_UNLIKELY(c->debug && c->cur_root))
+        ls__log("scan: root word at %#lx -> block %#lx (%zu bytes)%s", (unsigned long)c->cur_root,
+                (unsigned long)b->addr, bsize(b), start ? "" : " (interior)");
     if (via_reach && prior_definite) {
         *st = ST_REACHABLE;
         push(c, (uint32_t)i);
@@ -202,8 +191,6 @@ static inline void clique_word(scan_ctx_t *c, uintptr_t v, uint32_t leader)
 {
     long i = find_block(c, v);
     if (i < 0 || c->state[i] != ST_UNREACHED || (uint32_t)i == leader) return;
-    const ls_block_t *b = &c->b[i];
-    if (v != b->addr && is_next_chunk_header(c, b, v)) return;
     c->state[i] = ST_INDIRECT;
     c->clique[i] = leader;
     push(c, (uint32_t)i);
@@ -220,6 +207,20 @@ static void scan_range(scan_ctx_t *c, uintptr_t lo, uintptr_t hi, bool prior_def
         if (leader < 0) mark_word(c, v, prior_definite);
         else clique_word(c, v, (uint32_t)leader);
     }
+}
+
+/* Root memory: like scan_range, remembering where each word is for the verbose=3 log. */
+static void scan_root_words(scan_ctx_t *c, uintptr_t lo, uintptr_t hi)
+{
+    if (!c->debug) {
+        scan_range(c, lo, hi, true, -1);
+        return;
+    }
+    for (uintptr_t a = (lo + 7) & ~(uintptr_t)7; a + 8 <= hi; a += 8) {
+        c->cur_root = a;
+        mark_word(c, *(const uintptr_t *)a, true);
+    }
+    c->cur_root = 0;
 }
 
 static void process_stack(scan_ctx_t *c, long leader)
@@ -302,13 +303,13 @@ static void scan_root_range(scan_ctx_t *c, uintptr_t lo, uintptr_t hi)
         if (e->hi <= lo) continue;
         if (e->lo >= hi) break;
         if (e->lo > lo) {
-            scan_range(c, lo, e->lo, true, -1);
+            scan_root_words(c, lo, e->lo);
             c->root_bytes += e->lo - lo;
         }
         if (e->hi > lo) lo = e->hi;
     }
     if (lo < hi) {
-        scan_range(c, lo, hi, true, -1);
+        scan_root_words(c, lo, hi);
         c->root_bytes += hi - lo;
     }
 }
@@ -343,25 +344,6 @@ static size_t drop_dead_thread_tls(scan_ctx_t *c, ls_block_t *b, size_t n,
     return m;
 }
 
-/* ---- sorting the blocks by address (radix, no allocation) ------------------------------------- */
-
-static void radix_sort(ls_block_t *a, ls_block_t *tmp, size_t n, uint32_t *count)
-{
-    for (int shift = 0; shift < 48; shift += 16) {
-        memset(count, 0, 65536 * sizeof(uint32_t));
-        for (size_t i = 0; i < n; i++) count[(a[i].addr >> shift) & 0xffff]++;
-        if (count[(a[0].addr >> shift) & 0xffff] == n) continue; /* all equal: nothing to do */
-        uint32_t sum = 0;
-        for (size_t d = 0; d < 65536; d++) {
-            uint32_t k = count[d];
-            count[d] = sum;
-            sum += k;
-        }
-        for (size_t i = 0; i < n; i++) tmp[count[(a[i].addr >> shift) & 0xffff]++] = a[i];
-        memcpy(a, tmp, n * sizeof(*a));
-    }
-}
-
 /* ---- the check --------------------------------------------------------------------------------- */
 
 typedef struct collect {
@@ -379,8 +361,8 @@ static void copy_block(uintptr_t p, void *ctx)
 {
     collect_t *c = ctx;
     if (c->n >= c->cap) return;
-    const ls_hdr_t *h = ls__hdr((const void *)p);
-    c->out[c->n++] = (ls_block_t){p, h->size_flags | LS_BF_HEADER, h->stack, h->birth};
+    const ls_trailer_t *t = ls__trailer((const void *)p);
+    c->out[c->n++] = (ls_block_t){p, t->size_flags, t->stack, t->birth};
 }
 
 static void *carve(char **p, size_t bytes)
@@ -397,7 +379,6 @@ int ls__check_run(ls_check_result_t *res, bool classify, const ls_exit_state_t *
     ls__spin_lock(&ls__g.check_lock);
     ls__modules_lock();
     ls__depot_lock_all();
-    ls__table_lock_all();
     ls__mem_lock(); /* no thread gets parked inside ls__map (we map below) */
 
     /* Park the others first: the bitmap and headers are then still while we count and copy. The
@@ -410,16 +391,15 @@ int ls__check_run(ls_check_result_t *res, bool classify, const ls_exit_state_t *
     ls__mem_unlock();
     collect_t cnt = {NULL, 0, 0};
     ls__bm_foreach(count_block, &cnt);
-    size_t n = cnt.n + ls__table_count_locked();
+    size_t n = cnt.n;
     size_t cap = n + 16;
-    size_t bytes = 64 * 8 + cap * sizeof(ls_block_t) * 2 + cap * (1 + 1 + 1 + 1 + 4 + 4 * 3) +
-                   65536 * 4 + LS_MAX_MAPS * (sizeof(ls_mapping_t) + 1) +
+    size_t bytes = 64 * 8 + cap * sizeof(ls_block_t) + cap * (1 + 1 + 1 + 1 + 4 + 4 * 3) +
+                   LS_MAX_MAPS * (sizeof(ls_mapping_t) + 1) +
                    LS_MAX_EXCL * sizeof(ls_range_t) + 4096 * sizeof(ls_range_t) +
                    4096 * sizeof(ls_thread_rec_t) + 2048 * sizeof(ls_range_t) + 20 * 64;
     char *mem = ls__map(bytes);
     if (!mem) {
         ls__stopworld_resume();
-        ls__table_unlock_all();
         ls__depot_unlock_all();
         ls__modules_unlock();
         ls__spin_unlock(&ls__g.check_lock);
@@ -430,7 +410,6 @@ int ls__check_run(ls_check_result_t *res, bool classify, const ls_exit_state_t *
     scan_ctx_t c;
     memset(&c, 0, sizeof(c));
     ls_block_t *blocks = carve(&p, cap * sizeof(ls_block_t));
-    ls_block_t *tmp = carve(&p, cap * sizeof(ls_block_t));
     res->kind = carve(&p, cap);
     res->bflags = carve(&p, cap);
     c.state = carve(&p, cap);
@@ -439,7 +418,6 @@ int ls__check_run(ls_check_result_t *res, bool classify, const ls_exit_state_t *
     c.clique = carve(&p, cap * 4);
     c.cap = cap * 3;
     c.stack = carve(&p, c.cap * 4);
-    uint32_t *count = carve(&p, 65536 * 4);
     c.maps = carve(&p, LS_MAX_MAPS * sizeof(ls_mapping_t));
     c.map_file = carve(&p, LS_MAX_MAPS);
     c.excl = carve(&p, LS_MAX_EXCL * sizeof(ls_range_t));
@@ -452,10 +430,8 @@ int ls__check_run(ls_check_result_t *res, bool classify, const ls_exit_state_t *
 
     collect_t cp = {blocks, 0, cap};
     ls__bm_foreach(copy_block, &cp);
-    n = cp.n + ls__table_copy_locked(blocks + cp.n, cap - cp.n);
-    ls__table_unlock_all();
+    n = cp.n;
     ls__depot_unlock_all();
-    if (n) radix_sort(blocks, tmp, n, count);
     res->blocks = blocks;
     res->n = n;
     res->map_size = bytes;
@@ -490,7 +466,7 @@ int ls__check_run(ls_check_result_t *res, bool classify, const ls_exit_state_t *
         for (size_t i = 0; i < ntrecs; i++) excl_add(&c, trecs[i].stack_lo, trecs[i].stack_hi);
         for (size_t i = 0; i < n; i++) {
             uint64_t hdr;
-            uintptr_t base = real_base(&blocks[i]);
+            uintptr_t base = blocks[i].addr;
             if (chunk_header(&c, base, &hdr) && (hdr & 2)) {
                 /* mmap'd chunk: prev_size holds the alignment slack before the chunk */
                 uintptr_t chunk = base - 16;
@@ -507,7 +483,10 @@ int ls__check_run(ls_check_result_t *res, bool classify, const ls_exit_state_t *
             uintptr_t sp = i < nparked ? parked[i].sp : self_sp;
             if (i < nparked && atomic_load(&parked[i].state) == LS_GONE) continue;
             const ls_mapping_t *m = sp ? find_map(&c, sp) : NULL;
-            uintptr_t lo = sp > LS_REDZONE ? sp - LS_REDZONE : sp, hi = m ? m->hi : 0;
+            /* A thread stopped by a signal may have live data in the red zone below its SP; one
+             * that entered exit() or returned from main, at a call boundary, has none. */
+            bool async = i < nparked || (self && self->interrupted);
+            uintptr_t lo = (async && sp > LS_REDZONE) ? sp - LS_REDZONE : sp, hi = m ? m->hi : 0;
             for (size_t k = 0; k < ntrecs; k++)
                 if (sp >= trecs[k].stack_lo && sp < trecs[k].stack_hi) hi = trecs[k].stack_hi;
             if (i < nparked && parked[i].unresponsive && !sp) continue;
@@ -520,8 +499,11 @@ int ls__check_run(ls_check_result_t *res, bool classify, const ls_exit_state_t *
         sort_ranges(c.excl, c.nexcl);
 
         /* Phase 1: roots */
+        c.debug = ls__g.opt.verbose >= 3;
         for (size_t i = 0; i < nlive; i++) {
-            scan_range(&c, live[i].lo, live[i].hi, true, -1);
+            if (c.debug)
+                ls__log("scan: stack %#lx-%#lx", (unsigned long)live[i].lo, (unsigned long)live[i].hi);
+            scan_root_words(&c, live[i].lo, live[i].hi);
             c.root_bytes += live[i].hi - live[i].lo;
         }
         for (size_t i = 0; i < c.nmaps; i++) {
@@ -532,6 +514,7 @@ int ls__check_run(ls_check_result_t *res, bool classify, const ls_exit_state_t *
             for (int r = 0; r < parked[i].nregs; r++) mark_word(&c, parked[i].regs[r], true);
         if (self)
             for (int r = 0; r < self->nregs; r++) mark_word(&c, self->regs[r], true);
+        c.debug = false;
         for (size_t i = 0; i < n; i++) /* ls_ignore()d blocks are roots */
             if ((blocks[i].size_flags & LS_BF_IGNORED) && c.state[i] != ST_REACHABLE) {
                 c.state[i] = ST_REACHABLE;

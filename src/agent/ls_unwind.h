@@ -6,6 +6,9 @@
  *    find the caller's CFA, return address and RBP from this PC) compiled from the module's
  *    .eh_frame on first sight of each PC, so a warm step is one hash probe and two loads.
  *  - ls__unwind_libunwind: libunwind's unw_backtrace with per-thread caching (the reference).
+ *    Beware: libunwind's per-thread trace cache is keyed by PC and never flushed, so a thread
+ *    that unwound through a dlclose'd object gets wrong stacks through whatever is dlopen'd at
+ *    the same address later (test_unwind's dlopen test shows it).
  * docs/DESIGN.md records the measurements that chose the default.
  *
  * Contract for both: never call malloc or anything that may (they run inside the tracked
@@ -41,11 +44,14 @@ typedef struct ls_uw_frame {
 /*
  * Writes the return addresses of start and its callers into pcs: pcs[0] = start->pc, then one
  * per caller, at most max. stack_hi is the top (highest address, exclusive) of the current
- * thread's stack; 0 means unknown (then loads are only checked for plausibility). Returns the
- * number written. Thread-safe, async-signal-safe once ls__unwind_init() has run.
+ * thread's stack; 0 means unknown (then the CFA must rise and stay within 64 MiB of start->sp,
+ * which a garbage stack can still defeat: pass the real top, see ls__unwind_stack_top). Returns
+ * the number written. Thread-safe and lock-free. Walks through signal frames (__restore_rt) when
+ * the handler runs on the same stack; stops at a sigaltstack boundary. Async-signal-safe when
+ * warm; a rule-cache miss calls dl_iterate_phdr (takes the loader's recursive lock, no malloc),
+ * which is not formally async-signal-safe.
  */
-size_t ls__unwind_fast(const ls_uw_frame_t *start, uintptr_t stack_hi, uintptr_t *pcs,
-                       size_t max);
+size_t ls__unwind_fast(const ls_uw_frame_t *start, uintptr_t stack_hi, uintptr_t *pcs, size_t max);
 
 /*
  * Same result through libunwind's unw_backtrace. Frame 0 is the function that calls
@@ -57,6 +63,11 @@ size_t ls__unwind_fast(const ls_uw_frame_t *start, uintptr_t stack_hi, uintptr_t
  * 512 - skip - 2 frames.
  */
 size_t ls__unwind_libunwind(uintptr_t *pcs, size_t max, int skip);
+
+/* The same, trimmed to begin at start->pc: the very list ls__unwind_fast(start, ...) gives,
+ * whatever the agent inlined between the interposer and here (0 if start->pc is not among the
+ * first 64 frames). Prefer it to counting frames for skip. */
+size_t ls__unwind_libunwind_from(const ls_uw_frame_t *start, uintptr_t *pcs, size_t max);
 
 /* Frame-pointer walk from start (RBP chain), same bounds checks and output as ls__unwind_fast;
  * right only while every frame keeps a frame pointer. For reference and FP-built targets. */

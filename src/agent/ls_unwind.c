@@ -1,0 +1,1085 @@
+/*
+ * ls_unwind.c - call-stack capture for the agent (x86-64 Linux): our cached DWARF-CFI unwinder,
+ * a frame-pointer walker, and libunwind's unw_backtrace as the reference.
+ *
+ * Owns: the global per-PC rule cache, the .eh_frame_hdr/.eh_frame parser and CFA-program
+ * interpreter that fill it on a miss, the signal-frame (__restore_rt) special case, the
+ * libunwind wrapper and a malloc-free stack-top lookup.
+ *
+ * Data shapes:
+ *  - rule (uint64_t): how to step from one PC to its caller, see LS__RULE below:
+ *      bits  0..31  s32  CFA offset (or, for LS__K_NOFDE, the module-add count it was made at)
+ *      bits 32..35  kind: CFA = RSP+off | RBP+off | *(RBP+off) (these three with the return
+ *                   address at CFA-8) | signal frame | end | stop | general (any RA offset)
+ *      bits 36..37  where the caller's RBP is: unchanged | at CFA+bp | at RBP+bp | lost
+ *      bits 38..39  for the general kind: the CFA base, as the kind numbers of the first three
+ *      bits 40..47  s8   return-address offset from the CFA, in words (-1 but for "general")
+ *      bits 48..63  s16  RBP save offset, in words
+ *  - key (uint64_t) = (pc << 1 | exact) | gen << 48: exact = 0 for a return address (its rule
+ *    is compiled for pc - 1, the call), 1 for a PC interrupted by a signal (rule at pc itself);
+ *    gen is the module generation, bumped by ls__unwind_modules_changed so old rules stop
+ *    matching.
+ *  - cache: 2^LS_UW_CACHE_BITS slots of 16 bytes {tag = key ^ mix(rule), rule} in 4-way sets
+ *    (one cache line each), mmap'd once, shared by all threads, written and read without locks.
+ *    A reader accepts a slot only when tag ^ mix(rule) == key, so a torn slot (half old, half
+ *    new) or two racing writers yield a miss, never a rule for the wrong PC (the 64-bit mix
+ *    makes a false match ~2^-64). Sets, not a direct-mapped table, because a miss costs ~300 ns
+ *    to 1 us: two hot PCs must not keep evicting each other.
+ *    Build with -DLS_UW_SEQLOCK=1 for the per-slot seqlock variant, kept for the benchmark.
+ *
+ * A rule holds no pointer into any object, so a stale rule can give a wrong stack but never a
+ * fault: every load from the stack is bounds-checked. The miss path runs inside
+ * dl_iterate_phdr's callback, where the loader lock keeps the object mapped while we read it.
+ */
+#define _GNU_SOURCE
+#include "ls_unwind.h"
+
+#include <fcntl.h>
+#include <link.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/ucontext.h>
+#include <unistd.h>
+
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
+#ifndef LS_UW_CACHE_BITS
+#define LS_UW_CACHE_BITS 16 /* 64K slots, 1 MiB */
+#endif
+#ifndef LS_UW_SEQLOCK
+#define LS_UW_SEQLOCK 0
+#endif
+#define LS_UW_CACHE_SIZE  (1u << LS_UW_CACHE_BITS)
+#define LS_UW_WAYS_LOG    2 /* 4-way sets: one 64-byte line per set */
+#define LS_UW_WAYS        (1u << LS_UW_WAYS_LOG)
+#define LS_UW_STACK_GUESS (64ul << 20) /* plausibility window when stack_hi is unknown */
+#define LS_UW_ADDR_LIMIT  (1ul << 47)  /* user space; keys need addr < 2^47 */
+#define LS_UW_GEN_SHIFT   48
+#define LS_UW_GEN_MAX     0xffffu
+#define LS_UW_REMEMBER    8   /* DW_CFA_remember_state depth */
+#define LS_UW_LU_BUF      512 /* frames buffered for unw_backtrace */
+
+#define ls__likely(x)   __builtin_expect(!!(x), 1)
+#define ls__unlikely(x) __builtin_expect(!!(x), 0)
+
+typedef uintptr_t __attribute__((may_alias)) ls__uw_word_t;
+
+/* ---- rules ----------------------------------------------------------------------------------- */
+
+enum {
+    LS__K_EMPTY = 0, /* never stored: an all-zero slot matches no key (gen >= 1) */
+    LS__K_RSP,       /* CFA = RSP + off */
+    LS__K_RBP,       /* CFA = RBP + off */
+    LS__K_DEREF,     /* CFA = *(RBP + off): stack-realigning functions (DRAP) after the prologue */
+    LS__K_SIGNAL,    /* __restore_rt: a ucontext_t lies at RSP */
+    LS__K_END,       /* return address undefined (_start, clone): outermost frame */
+    LS__K_NOSIMPLE,  /* CFI we cannot express (PLT expressions, CFA in r10...): stop here */
+    LS__K_NOFDE,     /* no object or no FDE covers the PC: stop here */
+    LS__K_GENERAL,   /* CFA from base (bits 38..39: RSP, RBP, *RBP) + off, RA at CFA + ra */
+};
+enum {
+    LS__BP_SAME = 0, /* caller's RBP = this RBP */
+    LS__BP_CFA,      /* caller's RBP saved at CFA + bp */
+    LS__BP_RBP,      /* caller's RBP saved at RBP + bp (DRAP frames) */
+    LS__BP_LOST,     /* unknown: a caller whose CFA needs RBP ends the walk */
+};
+
+#define LS__RULE(kind, off, bpmode, ra_words, bp_words)                                            \
+    ((uint64_t)(uint32_t)(int32_t)(off) | (uint64_t)(kind) << 32 | (uint64_t)(bpmode) << 36 |      \
+     (uint64_t)(uint8_t)(int8_t)(ra_words) << 40 | (uint64_t)(uint16_t)(int16_t)(bp_words) << 48)
+#define LS__R_OFF(r)  ((intptr_t)(int32_t)(uint32_t)(r))
+#define LS__R_KIND(r) ((unsigned)((r) >> 32) & 15u)
+#define LS__R_BPM(r)  ((unsigned)((r) >> 36) & 3u)
+#define LS__R_RA(r)   ((intptr_t)(int8_t)(uint8_t)((r) >> 40) * 8)
+#define LS__R_BP(r)   ((intptr_t)(int16_t)(uint16_t)((r) >> 48) * 8)
+
+/* ---- global state ---------------------------------------------------------------------------- */
+
+#if LS_UW_SEQLOCK
+typedef struct ls__uw_slot {
+    uint64_t seq, key, rule, pad;
+} ls__uw_slot_t;
+#else
+typedef struct ls__uw_slot {
+    uint64_t tag, rule;
+} ls__uw_slot_t;
+#endif
+
+static ls__uw_slot_t *ls__uw_cache;
+static uint64_t ls__uw_gen = 1;   /* 1..LS_UW_GEN_MAX, part of every key */
+static uint32_t ls__uw_adds;      /* bumped on dlopen: revalidates cached "no FDE" rules */
+static uint64_t ls__uw_gen_bumps; /* total bumps, to clear the table when gen wraps */
+
+/* Stats: striped by thread so the hot path does a plain add on a line it (mostly) owns. Past
+ * LS_UW_STRIPES threads two may share a stripe and lose an increment now and then. */
+#define LS_UW_STRIPES 64
+typedef struct ls__uw_ctr {
+    uint64_t hits, misses, no_rule, bad_cfa;
+} __attribute__((aligned(64))) ls__uw_ctr_t;
+static ls__uw_ctr_t ls__uw_ctr[LS_UW_STRIPES];
+static unsigned ls__uw_next_stripe;
+static __thread unsigned ls__uw_stripe; /* 0 = not yet assigned, else index + 1 */
+
+static ls__uw_ctr_t *ls__uw_my_ctr(void)
+{
+    unsigned s = ls__uw_stripe;
+    if (ls__unlikely(s == 0)) {
+        s = __atomic_fetch_add(&ls__uw_next_stripe, 1, __ATOMIC_RELAXED) % LS_UW_STRIPES + 1;
+        ls__uw_stripe = s;
+    }
+    return &ls__uw_ctr[s - 1];
+}
+
+static inline void ls__uw_count(uint64_t *c, uint64_t n)
+{
+    __atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
+
+/* murmur3 finalizer: a bijection with mix(0) = 0, so an empty slot {0, 0} matches no key. */
+static inline uint64_t ls__uw_mix(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
+}
+
+/* Set of a lookup address: on the critical path (pc -> set -> rule -> CFA -> next pc), so two
+ * parallel shifts and an xor of the low 22 bits, no multiply. Neither the generation nor the
+ * exact bit take part, so a PC's new rule replaces its stale one in place. */
+#define LS__SET_BYTES (sizeof(ls__uw_slot_t) * LS_UW_WAYS)
+#define LS__SET_SHIFT (__builtin_ctz(LS__SET_BYTES))
+static inline ls__uw_slot_t *ls__uw_set_of(ls__uw_slot_t *cache, uintptr_t pc)
+{
+    size_t off = ((pc << LS__SET_SHIFT) ^ (pc >> 8)) &
+                 ((size_t)(LS_UW_CACHE_SIZE / LS_UW_WAYS - 1) << LS__SET_SHIFT);
+    return (ls__uw_slot_t *)(void *)((char *)cache + off);
+}
+
+static inline uintptr_t ls__uw_key_pc(uint64_t key)
+{
+    return (uintptr_t)((key & ((1ull << LS_UW_GEN_SHIFT) - 1)) >> 1);
+}
+
+/* The key a slot holds (or garbage for a torn or empty slot, which then matches nothing). */
+static inline uint64_t ls__uw_slot_key(const ls__uw_slot_t *s, uint64_t *rule)
+{
+#if LS_UW_SEQLOCK
+    uint64_t q1 = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE);
+    uint64_t k = __atomic_load_n(&s->key, __ATOMIC_RELAXED);
+    uint64_t r = __atomic_load_n(&s->rule, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_ACQUIRE); /* x86: a compiler barrier */
+    uint64_t q2 = __atomic_load_n(&s->seq, __ATOMIC_RELAXED);
+    *rule = r;
+    return q1 == q2 && !(q1 & 1) ? k : 0;
+#else
+    uint64_t r = __atomic_load_n(&s->rule, __ATOMIC_RELAXED);
+    uint64_t t = __atomic_load_n(&s->tag, __ATOMIC_RELAXED);
+    *rule = r;
+    return t ^ ls__uw_mix(r);
+#endif
+}
+
+/* Looks key up in its set. Sets fill from way 0 and few hold two live keys, so the hit is
+ * nearly always the first compare; the compare is off the data path (the CPU predicts the hit
+ * and runs on with the rule). */
+static inline bool ls__uw_probe(ls__uw_slot_t *cache, uintptr_t pc, uint64_t key, uint64_t *rule)
+{
+    ls__uw_slot_t *set = ls__uw_set_of(cache, pc);
+    for (unsigned w = 0; w < LS_UW_WAYS; w++)
+        if (ls__likely(ls__uw_slot_key(&set[w], rule) == key)) return true;
+    return false;
+}
+
+static void ls__uw_store(ls__uw_slot_t *s, uint64_t key, uint64_t rule)
+{
+#if LS_UW_SEQLOCK
+    uint64_t q = __atomic_load_n(&s->seq, __ATOMIC_RELAXED);
+    /* A writer already in this slot, or we lost the race: skip, the next miss retries. */
+    if ((q & 1) ||
+        !__atomic_compare_exchange_n(&s->seq, &q, q + 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+        return;
+    __atomic_store_n(&s->key, key, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->rule, rule, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->seq, q + 2, __ATOMIC_RELEASE);
+#else
+    /* No lock: two racing writers may leave {tag of one, rule of the other}, which matches no
+     * key and is overwritten by a later miss. */
+    __atomic_store_n(&s->rule, rule, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->tag, key ^ ls__uw_mix(rule), __ATOMIC_RELAXED);
+#endif
+}
+
+/* Inserts into key's set: the way already holding this PC (any generation), else the first way
+ * not live in the current generation, else a pseudo-random way. */
+static void ls__uw_insert(ls__uw_slot_t *cache, uint64_t key, uint64_t rule)
+{
+    const uint64_t addr_mask = (1ull << LS_UW_GEN_SHIFT) - 1;
+    ls__uw_slot_t *set = ls__uw_set_of(cache, ls__uw_key_pc(key));
+    unsigned victim = LS_UW_WAYS;
+    for (unsigned w = 0; w < LS_UW_WAYS; w++) {
+        uint64_t r, k = ls__uw_slot_key(&set[w], &r);
+        if ((k & addr_mask) == (key & addr_mask)) {
+            victim = w;
+            break;
+        }
+        /* Empty slots decode to gen 0, which is never current. */
+        if (victim == LS_UW_WAYS && (k & ~addr_mask) != (key & ~addr_mask)) victim = w;
+    }
+    if (victim == LS_UW_WAYS) victim = (unsigned)(ls__uw_mix(key) >> (64 - LS_UW_WAYS_LOG));
+    ls__uw_store(&set[victim], key, rule);
+}
+
+/* ---- bounded readers over one mapped segment ------------------------------------------------- */
+
+typedef struct ls__uw_rd {
+    const uint8_t *p, *end;
+    bool bad;
+} ls__uw_rd_t;
+
+static uint64_t ls__uw_fixed(ls__uw_rd_t *r, size_t n)
+{
+    uint64_t v = 0;
+    if (r->bad || (size_t)(r->end - r->p) < n) {
+        r->bad = true;
+        return 0;
+    }
+    memcpy(&v, r->p, n); /* little-endian; a fixed-size memcpy is a plain load */
+    r->p += n;
+    return v;
+}
+
+static inline uint8_t ls__uw_u8(ls__uw_rd_t *r)
+{
+    return (uint8_t)ls__uw_fixed(r, 1);
+}
+
+static uint64_t ls__uw_uleb(ls__uw_rd_t *r)
+{
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        uint8_t b = ls__uw_u8(r);
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) return v;
+    }
+    r->bad = true;
+    return 0;
+}
+
+static int64_t ls__uw_sleb(ls__uw_rd_t *r)
+{
+    uint64_t v = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        uint8_t b = ls__uw_u8(r);
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            if (shift + 7 < 64 && (b & 0x40)) v |= ~0ull << (shift + 7);
+            return (int64_t)v;
+        }
+    }
+    r->bad = true;
+    return 0;
+}
+
+/* The object being read: for bounds (indirect pointers must land in one of its segments). */
+typedef struct ls__uw_obj {
+    const struct dl_phdr_info *info;
+} ls__uw_obj_t;
+
+/* Bounds of the PT_LOAD segment of obj that contains addr; false if none. */
+static bool ls__uw_segment(const ls__uw_obj_t *o, uintptr_t addr, uintptr_t *lo, uintptr_t *hi)
+{
+    for (int i = 0; i < o->info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &o->info->dlpi_phdr[i];
+        uintptr_t s = o->info->dlpi_addr + ph->p_vaddr;
+        if (ph->p_type == PT_LOAD && (ph->p_flags & PF_R) && addr - s < ph->p_memsz) {
+            *lo = s;
+            *hi = s + ph->p_memsz;
+            return true;
+        }
+    }
+    return false;
+}
+
+enum { LS__PE_OMIT = 0xff, LS__PE_INDIRECT = 0x80 };
+
+/* Reads a DW_EH_PE_* encoded pointer. datarel is the base for DW_EH_PE_datarel (0: invalid). */
+static uintptr_t ls__uw_ptr(ls__uw_rd_t *r, uint8_t enc, uintptr_t datarel, const ls__uw_obj_t *o)
+{
+    uintptr_t here = (uintptr_t)r->p, v;
+    if (enc == LS__PE_OMIT) return 0;
+    switch (enc & 0x0f) {
+    case 0x00:
+        v = (uintptr_t)ls__uw_fixed(r, 8);
+        break;
+    case 0x01:
+        v = (uintptr_t)ls__uw_uleb(r);
+        break;
+    case 0x02:
+        v = (uintptr_t)ls__uw_fixed(r, 2);
+        break;
+    case 0x03:
+        v = (uintptr_t)ls__uw_fixed(r, 4);
+        break;
+    case 0x04:
+        v = (uintptr_t)ls__uw_fixed(r, 8);
+        break;
+    case 0x09:
+        v = (uintptr_t)ls__uw_sleb(r);
+        break;
+    case 0x0a:
+        v = (uintptr_t)(int16_t)ls__uw_fixed(r, 2);
+        break;
+    case 0x0b:
+        v = (uintptr_t)(int32_t)ls__uw_fixed(r, 4);
+        break;
+    case 0x0c:
+        v = (uintptr_t)ls__uw_fixed(r, 8);
+        break;
+    default:
+        r->bad = true;
+        return 0;
+    }
+    switch (enc & 0x70) {
+    case 0x00:
+        break;
+    case 0x10:
+        v += here;
+        break; /* pcrel */
+    case 0x30: /* datarel: only meaningful in .eh_frame_hdr on x86-64 */
+        if (!datarel) r->bad = true;
+        v += datarel;
+        break;
+    default:
+        r->bad = true;
+        return 0; /* textrel, funcrel, aligned: not emitted on x86-64 */
+    }
+    if (enc & LS__PE_INDIRECT) {
+        uintptr_t lo, hi;
+        if (!o || !ls__uw_segment(o, v, &lo, &hi) || hi - v < sizeof(uintptr_t)) {
+            r->bad = true;
+            return 0;
+        }
+        v = *(const ls__uw_word_t *)v;
+    }
+    return v;
+}
+
+/* ---- CIE/FDE and the CFA program ------------------------------------------------------------- */
+
+enum { LS__H_SAME = 0, LS__H_UNDEF, LS__H_OFFSET, LS__H_EXPR_RBP, LS__H_OTHER };
+enum { LS__C_REG = 0, LS__C_DEREF_RBP, LS__C_OTHER };
+enum { LS__S_RBP = 0, LS__S_RSP, LS__S_RA, LS__S_N }; /* the registers we track */
+
+typedef struct ls__uw_reg {
+    uint8_t how;
+    int64_t off;
+} ls__uw_reg_t;
+
+typedef struct ls__uw_state {
+    uint8_t cfa_how;
+    uint64_t cfa_reg;
+    int64_t cfa_off;
+    ls__uw_reg_t reg[LS__S_N];
+} ls__uw_state_t;
+
+typedef struct ls__uw_cie {
+    uint64_t code_align, ra_reg;
+    int64_t data_align;
+    uint8_t fde_enc;
+    bool has_z, signal;
+    const uint8_t *insns, *end;
+} ls__uw_cie_t;
+
+/* Parses the CIE at p (inside [p, seg_hi)). */
+static bool ls__uw_parse_cie(const uint8_t *p, uintptr_t seg_hi, const ls__uw_obj_t *o,
+                             ls__uw_cie_t *c)
+{
+    ls__uw_rd_t r = {p, (const uint8_t *)seg_hi, false};
+    uint64_t len = ls__uw_fixed(&r, 4);
+    bool dw64 = len == 0xffffffffu;
+    if (dw64) len = ls__uw_fixed(&r, 8);
+    if (r.bad || len == 0 || len > (uint64_t)(r.end - r.p)) return false;
+    r.end = r.p + len;
+    if (ls__uw_fixed(&r, dw64 ? 8 : 4) != 0) return false; /* CIE id is 0 in .eh_frame */
+    uint8_t version = ls__uw_u8(&r);
+    if (version != 1 && version != 3 && version != 4) return false;
+    char aug[8];
+    size_t na = 0;
+    for (;;) {
+        uint8_t ch = ls__uw_u8(&r);
+        if (r.bad) return false;
+        if (!ch) break;
+        if (na + 1 >= sizeof aug) return false;
+        aug[na++] = (char)ch;
+    }
+    aug[na] = 0;
+    if (version == 4) {
+        if (ls__uw_u8(&r) != 8 || ls__uw_u8(&r) != 0) return false; /* address, segment size */
+    }
+    c->code_align = ls__uw_uleb(&r);
+    c->data_align = ls__uw_sleb(&r);
+    c->ra_reg = version == 1 ? ls__uw_u8(&r) : ls__uw_uleb(&r);
+    c->fde_enc = 0; /* absptr */
+    c->has_z = aug[0] == 'z';
+    c->signal = false;
+    if (c->has_z) {
+        uint64_t alen = ls__uw_uleb(&r);
+        if (r.bad || alen > (uint64_t)(r.end - r.p)) return false;
+        const uint8_t *aend = r.p + alen;
+        for (size_t i = 1; i < na; i++) {
+            switch (aug[i]) {
+            case 'L':
+                ls__uw_u8(&r);
+                break; /* LSDA encoding: the FDE's aug data is skipped */
+            case 'P': {
+                uint8_t penc = ls__uw_u8(&r);
+                /* Read past the personality pointer without following it. */
+                if (penc != LS__PE_OMIT) ls__uw_ptr(&r, (uint8_t)(penc & 0x7f), 0, o);
+                break;
+            }
+            case 'R':
+                c->fde_enc = ls__uw_u8(&r);
+                break;
+            case 'S':
+                c->signal = true;
+                break;
+            default:
+                i = na;
+                break; /* unknown: the length lets us skip the rest */
+            }
+        }
+        r.p = aend;
+    } else if (na != 0) {
+        return false; /* "eh" and other pre-z augmentations */
+    }
+    c->insns = r.p;
+    c->end = r.end;
+    return !r.bad && c->code_align != 0;
+}
+
+static int ls__uw_slot_of(uint64_t reg, const ls__uw_cie_t *c)
+{
+    if (reg == 6) return LS__S_RBP;
+    if (reg == 7) return LS__S_RSP;
+    if (reg == c->ra_reg) return LS__S_RA;
+    return -1;
+}
+
+static void ls__uw_set(ls__uw_state_t *st, int slot, uint8_t how, int64_t off)
+{
+    if (slot >= 0) {
+        st->reg[slot].how = how;
+        st->reg[slot].off = off;
+    }
+}
+
+/* Matches the expression [DW_OP_breg6 k] (and [.. DW_OP_deref] if deref) exactly. */
+static bool ls__uw_expr_rbp(const uint8_t *p, uint64_t len, bool deref, int64_t *k)
+{
+    ls__uw_rd_t e = {p, p + len, false};
+    if (ls__uw_u8(&e) != 0x76) return false; /* DW_OP_breg6 */
+    *k = ls__uw_sleb(&e);
+    if (deref && ls__uw_u8(&e) != 0x06) return false; /* DW_OP_deref */
+    return !e.bad && e.p == e.end;
+}
+
+/*
+ * Runs the CFA instructions in [r->p, r->end) from location *loc, stopping before the first
+ * row that starts past addr. init holds the state after the CIE program (for DW_CFA_restore).
+ */
+static bool ls__uw_exec(ls__uw_rd_t *r, const ls__uw_cie_t *c, const ls__uw_obj_t *o,
+                        uintptr_t *loc, uintptr_t addr, ls__uw_state_t *st,
+                        const ls__uw_state_t *init)
+{
+    ls__uw_state_t saved[LS_UW_REMEMBER];
+    unsigned depth = 0;
+    while (r->p < r->end && !r->bad) {
+        uint8_t op = ls__uw_u8(r);
+        uint64_t reg, delta = 0;
+        int64_t off;
+        switch (op & 0xc0) {
+        case 0x40:
+            delta = (op & 0x3f) * c->code_align;
+            goto advance;
+        case 0x80:
+            ls__uw_set(st, ls__uw_slot_of(op & 0x3f, c), LS__H_OFFSET,
+                       (int64_t)ls__uw_uleb(r) * c->data_align);
+            continue;
+        case 0xc0: {
+            int s = ls__uw_slot_of(op & 0x3f, c);
+            if (s >= 0) st->reg[s] = init ? init->reg[s] : (ls__uw_reg_t){LS__H_SAME, 0};
+            continue;
+        }
+        }
+        switch (op) {
+        case 0x00:
+            break;   /* nop */
+        case 0x01: { /* set_loc */
+            uintptr_t to = ls__uw_ptr(r, c->fde_enc, 0, o);
+            if (to > addr) return !r->bad;
+            *loc = to;
+            break;
+        }
+        case 0x02:
+            delta = ls__uw_fixed(r, 1);
+            goto advance;
+        case 0x03:
+            delta = ls__uw_fixed(r, 2);
+            goto advance;
+        case 0x04:
+            delta = ls__uw_fixed(r, 4);
+            goto advance;
+        case 0x1d:
+            delta = ls__uw_fixed(r, 8);
+            goto advance; /* MIPS_advance_loc8 */
+        case 0x05:        /* offset_extended */
+            reg = ls__uw_uleb(r);
+            ls__uw_set(st, ls__uw_slot_of(reg, c), LS__H_OFFSET,
+                       (int64_t)ls__uw_uleb(r) * c->data_align);
+            break;
+        case 0x11: /* offset_extended_sf */
+            reg = ls__uw_uleb(r);
+            ls__uw_set(st, ls__uw_slot_of(reg, c), LS__H_OFFSET, ls__uw_sleb(r) * c->data_align);
+            break;
+        case 0x2f: /* GNU_negative_offset_extended */
+            reg = ls__uw_uleb(r);
+            ls__uw_set(st, ls__uw_slot_of(reg, c), LS__H_OFFSET,
+                       -(int64_t)ls__uw_uleb(r) * c->data_align);
+            break;
+        case 0x06: { /* restore_extended */
+            int s = ls__uw_slot_of(ls__uw_uleb(r), c);
+            if (s >= 0) st->reg[s] = init ? init->reg[s] : (ls__uw_reg_t){LS__H_SAME, 0};
+            break;
+        }
+        case 0x07:
+            ls__uw_set(st, ls__uw_slot_of(ls__uw_uleb(r), c), LS__H_UNDEF, 0);
+            break;
+        case 0x08:
+            ls__uw_set(st, ls__uw_slot_of(ls__uw_uleb(r), c), LS__H_SAME, 0);
+            break;
+        case 0x09: /* register: value lives in another register */
+            reg = ls__uw_uleb(r);
+            ls__uw_uleb(r);
+            ls__uw_set(st, ls__uw_slot_of(reg, c), LS__H_OTHER, 0);
+            break;
+        case 0x0a: /* remember_state: the whole row, CFA included (as GCC and LLVM do) */
+            if (depth == LS_UW_REMEMBER) return false;
+            saved[depth++] = *st;
+            break;
+        case 0x0b: /* restore_state */
+            if (depth == 0) return false;
+            *st = saved[--depth];
+            break;
+        case 0x0c: /* def_cfa */
+            st->cfa_how = LS__C_REG;
+            st->cfa_reg = ls__uw_uleb(r);
+            st->cfa_off = (int64_t)ls__uw_uleb(r);
+            break;
+        case 0x12: /* def_cfa_sf */
+            st->cfa_how = LS__C_REG;
+            st->cfa_reg = ls__uw_uleb(r);
+            st->cfa_off = ls__uw_sleb(r) * c->data_align;
+            break;
+        case 0x0d: /* def_cfa_register */
+            st->cfa_how = LS__C_REG;
+            st->cfa_reg = ls__uw_uleb(r);
+            break;
+        case 0x0e:
+            st->cfa_off = (int64_t)ls__uw_uleb(r);
+            break; /* def_cfa_offset */
+        case 0x13:
+            st->cfa_off = ls__uw_sleb(r) * c->data_align;
+            break;   /* def_cfa_offset_sf */
+        case 0x0f: { /* def_cfa_expression */
+            uint64_t len = ls__uw_uleb(r);
+            if (r->bad || len > (uint64_t)(r->end - r->p)) return false;
+            st->cfa_how = ls__uw_expr_rbp(r->p, len, true, &off) ? LS__C_DEREF_RBP : LS__C_OTHER;
+            st->cfa_off = st->cfa_how == LS__C_DEREF_RBP ? off : 0;
+            r->p += len;
+            break;
+        }
+        case 0x10:   /* expression: register saved at the address the expression computes */
+        case 0x16: { /* val_expression */
+            reg = ls__uw_uleb(r);
+            uint64_t len = ls__uw_uleb(r);
+            if (r->bad || len > (uint64_t)(r->end - r->p)) return false;
+            bool simple = op == 0x10 && ls__uw_expr_rbp(r->p, len, false, &off);
+            ls__uw_set(st, ls__uw_slot_of(reg, c), simple ? LS__H_EXPR_RBP : LS__H_OTHER,
+                       simple ? off : 0);
+            r->p += len;
+            break;
+        }
+        case 0x14: /* val_offset */
+            reg = ls__uw_uleb(r);
+            ls__uw_uleb(r);
+            ls__uw_set(st, ls__uw_slot_of(reg, c), LS__H_OTHER, 0);
+            break;
+        case 0x15: /* val_offset_sf */
+            reg = ls__uw_uleb(r);
+            ls__uw_sleb(r);
+            ls__uw_set(st, ls__uw_slot_of(reg, c), LS__H_OTHER, 0);
+            break;
+        case 0x2e:
+            ls__uw_uleb(r);
+            break; /* GNU_args_size: only matters for landing pads */
+        default:
+            return false;
+        }
+        continue;
+    advance:
+        /* A new row starts at *loc + delta; rows past addr do not apply. */
+        if (delta > addr - *loc) return !r->bad;
+        *loc += delta;
+    }
+    return !r->bad;
+}
+
+/* Turns the row for the PC into a rule. */
+static uint64_t ls__uw_rule_of(const ls__uw_state_t *st)
+{
+    const ls__uw_reg_t *ra = &st->reg[LS__S_RA], *bp = &st->reg[LS__S_RBP];
+    const ls__uw_reg_t *sp = &st->reg[LS__S_RSP];
+    unsigned kind;
+    if (ra->how == LS__H_UNDEF) return LS__RULE(LS__K_END, 0, 0, 0, 0);
+    if (ra->how != LS__H_OFFSET || (ra->off & 7) || ra->off / 8 < -128 || ra->off / 8 > 127)
+        return LS__RULE(LS__K_NOSIMPLE, 0, 0, 0, 0);
+    /* x86-64: the caller's RSP is the CFA; any explicit rule for it is beyond us. */
+    if (sp->how != LS__H_SAME && sp->how != LS__H_UNDEF)
+        return LS__RULE(LS__K_NOSIMPLE, 0, 0, 0, 0);
+    if (st->cfa_how == LS__C_DEREF_RBP)
+        kind = LS__K_DEREF;
+    else if (st->cfa_how == LS__C_REG && st->cfa_reg == 7)
+        kind = LS__K_RSP;
+    else if (st->cfa_how == LS__C_REG && st->cfa_reg == 6)
+        kind = LS__K_RBP;
+    else
+        return LS__RULE(LS__K_NOSIMPLE, 0, 0, 0, 0); /* e.g. CFA = r10 + 0 during DRAP setup */
+    if (st->cfa_off != (int32_t)st->cfa_off) return LS__RULE(LS__K_NOSIMPLE, 0, 0, 0, 0);
+    unsigned bpm = LS__BP_LOST;
+    int64_t bpw = 0;
+    if (bp->how == LS__H_SAME || bp->how == LS__H_UNDEF) {
+        bpm = LS__BP_SAME;
+    } else if ((bp->how == LS__H_OFFSET || bp->how == LS__H_EXPR_RBP) && !(bp->off & 7) &&
+               bp->off / 8 >= INT16_MIN && bp->off / 8 <= INT16_MAX) {
+        bpm = bp->how == LS__H_OFFSET ? LS__BP_CFA : LS__BP_RBP;
+        bpw = bp->off / 8;
+    }
+    /* The fast kinds hard-wire the return address at CFA-8 (always so on x86-64) so the load
+     * takes a constant displacement; anything else goes the general way. */
+    if (ra->off != -8)
+        return LS__RULE(LS__K_GENERAL, st->cfa_off, bpm, ra->off / 8, bpw) | (uint64_t)kind << 38;
+    return LS__RULE(kind, st->cfa_off, bpm, ra->off / 8, bpw);
+}
+
+/* Finds the FDE address covering addr through the .eh_frame_hdr search table, or by a linear
+ * walk of .eh_frame when there is no usable table. Returns 0 if none. */
+static uintptr_t ls__uw_find_fde(const ls__uw_obj_t *o, uintptr_t hdr, uintptr_t addr)
+{
+    uintptr_t lo, hi;
+    if (!ls__uw_segment(o, hdr, &lo, &hi)) return 0;
+    ls__uw_rd_t r = {(const uint8_t *)hdr, (const uint8_t *)hi, false};
+    if (ls__uw_u8(&r) != 1) return 0;
+    uint8_t ptr_enc = ls__uw_u8(&r), cnt_enc = ls__uw_u8(&r), tab_enc = ls__uw_u8(&r);
+    uintptr_t eh_frame = ls__uw_ptr(&r, ptr_enc, hdr, o);
+    if (r.bad) return 0;
+    if (cnt_enc != LS__PE_OMIT && tab_enc == 0x3b) { /* datarel | sdata4: what ld emits */
+        uint64_t n = ls__uw_ptr(&r, cnt_enc, hdr, o);
+        if (r.bad || n == 0 || n > (uint64_t)(r.end - r.p) / 8) return 0;
+        const int32_t *t = (const int32_t *)(const void *)r.p;
+        size_t a = 0, b = (size_t)n; /* find the last entry with start <= addr */
+        while (b - a > 1) {
+            size_t m = a + (b - a) / 2;
+            if (hdr + (intptr_t)t[2 * m] <= addr)
+                a = m;
+            else
+                b = m;
+        }
+        if (hdr + (intptr_t)t[2 * a] > addr) return 0;
+        return hdr + (intptr_t)t[2 * a + 1];
+    }
+    /* No table: walk .eh_frame, decoding each FDE's range (rare: ld could not sort it). */
+    if (!ls__uw_segment(o, eh_frame, &lo, &hi)) return 0;
+    for (uintptr_t p = eh_frame; p < hi;) {
+        ls__uw_rd_t e = {(const uint8_t *)p, (const uint8_t *)hi, false};
+        uint64_t len = ls__uw_fixed(&e, 4);
+        bool dw64 = len == 0xffffffffu;
+        if (dw64) len = ls__uw_fixed(&e, 8);
+        if (e.bad || len == 0 || len > (uint64_t)(e.end - e.p)) return 0;
+        uintptr_t next = (uintptr_t)e.p + len;
+        const uint8_t *id_at = e.p;
+        uint64_t id = ls__uw_fixed(&e, dw64 ? 8 : 4);
+        ls__uw_cie_t c;
+        if (id != 0 && (uintptr_t)id_at - id >= lo && ls__uw_parse_cie(id_at - id, hi, o, &c)) {
+            uintptr_t start = ls__uw_ptr(&e, c.fde_enc, 0, o);
+            uintptr_t range = ls__uw_ptr(&e, c.fde_enc & 0x0f, 0, o);
+            if (!e.bad && addr - start < range) return p;
+        }
+        p = next;
+    }
+    return 0;
+}
+
+/* Compiles the rule for addr inside object o (which maps addr). */
+static uint64_t ls__uw_compile(const ls__uw_obj_t *o, uintptr_t addr, bool exact)
+{
+    const uint64_t nofde =
+        LS__RULE(LS__K_NOFDE, __atomic_load_n(&ls__uw_adds, __ATOMIC_RELAXED), 0, 0, 0);
+    const uint64_t nosimple = LS__RULE(LS__K_NOSIMPLE, 0, 0, 0, 0);
+    uintptr_t lo, hi;
+
+    /* Signal trampoline: the handler "returns" to __restore_rt (mov $15,%rax; syscall). */
+    static const uint8_t restore_rt[9] = {0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05};
+    uintptr_t code = exact ? addr : addr + 1;
+    if (ls__uw_segment(o, code, &lo, &hi) && hi - code >= sizeof restore_rt &&
+        memcmp((const void *)code, restore_rt, sizeof restore_rt) == 0)
+        return LS__RULE(LS__K_SIGNAL, 0, 0, 0, 0);
+
+    uintptr_t hdr = 0;
+    for (int i = 0; i < o->info->dlpi_phnum; i++)
+        if (o->info->dlpi_phdr[i].p_type == PT_GNU_EH_FRAME)
+            hdr = o->info->dlpi_addr + o->info->dlpi_phdr[i].p_vaddr;
+    if (!hdr) return nofde;
+    uintptr_t fde = ls__uw_find_fde(o, hdr, addr);
+    if (!fde || !ls__uw_segment(o, fde, &lo, &hi)) return nofde;
+
+    ls__uw_rd_t r = {(const uint8_t *)fde, (const uint8_t *)hi, false};
+    uint64_t len = ls__uw_fixed(&r, 4);
+    bool dw64 = len == 0xffffffffu;
+    if (dw64) len = ls__uw_fixed(&r, 8);
+    if (r.bad || len == 0 || len > (uint64_t)(r.end - r.p)) return nofde;
+    r.end = r.p + len;
+    const uint8_t *id_at = r.p;
+    uint64_t cie_off = ls__uw_fixed(&r, dw64 ? 8 : 4);
+    uintptr_t cie = (uintptr_t)id_at - cie_off;
+    ls__uw_cie_t c;
+    if (r.bad || cie_off == 0 || cie < lo || !ls__uw_parse_cie((const uint8_t *)cie, hi, o, &c))
+        return nofde;
+    uintptr_t start = ls__uw_ptr(&r, c.fde_enc, 0, o);
+    uintptr_t range = ls__uw_ptr(&r, c.fde_enc & 0x0f, 0, o);
+    if (r.bad || addr - start >= range) return nofde;
+    if (c.has_z) {
+        uint64_t alen = ls__uw_uleb(&r);
+        if (r.bad || alen > (uint64_t)(r.end - r.p)) return nofde;
+        r.p += alen;
+    }
+
+    ls__uw_state_t st, init;
+    memset(&st, 0, sizeof st);
+    st.cfa_how = LS__C_OTHER; /* until the CIE defines it */
+    uintptr_t loc = start;
+    ls__uw_rd_t ci = {c.insns, c.end, false};
+    if (!ls__uw_exec(&ci, &c, o, &loc, UINTPTR_MAX, &st, NULL)) return nosimple;
+    init = st;
+    loc = start;
+    if (!ls__uw_exec(&r, &c, o, &loc, addr, &st, &init)) return nosimple;
+    if (c.signal) return nosimple; /* an 'S' frame other than __restore_rt */
+    return ls__uw_rule_of(&st);
+}
+
+typedef struct ls__uw_find {
+    uintptr_t addr;
+    bool exact, found;
+    uint64_t rule;
+} ls__uw_find_t;
+
+static int ls__uw_phdr_cb(struct dl_phdr_info *info, size_t size, void *data)
+{
+    ls__uw_find_t *f = data;
+    (void)size;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && f->addr - (info->dlpi_addr + ph->p_vaddr) < ph->p_memsz) {
+            ls__uw_obj_t o = {info};
+            f->found = true;
+            f->rule = ls__uw_compile(&o, f->addr, f->exact);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The cold path: compile the rule for key, publish it, return it. Takes no lock of ours; the
+ * loader lock dl_iterate_phdr holds is recursive, so a malloc inside a callback of someone
+ * else's dl_iterate_phdr still gets here. */
+static __attribute__((noinline, cold)) uint64_t ls__uw_miss(uint64_t key)
+{
+    /* A return address's rule is the one for the call before it (pc - 1): after a noreturn
+     * call, pc itself may already be in the next function. */
+    ls__uw_find_t f = {
+        .addr = ls__uw_key_pc(key) - !(key & 1), .exact = key & 1, .found = false, .rule = 0};
+    dl_iterate_phdr(ls__uw_phdr_cb, &f);
+    if (!f.found) f.rule = LS__RULE(LS__K_NOFDE, ls__uw_adds, 0, 0, 0);
+    ls__uw_insert(ls__uw_cache, key, f.rule);
+    return f.rule;
+}
+
+/* ---- the public functions -------------------------------------------------------------------- */
+
+void ls__unwind_init(void)
+{
+    if (__atomic_load_n(&ls__uw_cache, __ATOMIC_ACQUIRE)) return;
+    void *m = mmap(NULL, sizeof(ls__uw_slot_t) * LS_UW_CACHE_SIZE, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return;
+    ls__uw_slot_t *expect = NULL;
+    if (!__atomic_compare_exchange_n(&ls__uw_cache, &expect, (ls__uw_slot_t *)m, false,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        munmap(m, sizeof(ls__uw_slot_t) * LS_UW_CACHE_SIZE); /* lost a race with another init */
+    unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+}
+
+void ls__unwind_modules_changed(void)
+{
+    uint64_t bumps = __atomic_add_fetch(&ls__uw_gen_bumps, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&ls__uw_adds, 1, __ATOMIC_RELAXED);
+    if (bumps % LS_UW_GEN_MAX == 0) {
+        /* gen is about to take values it had before: drop every old rule first. */
+        ls__uw_slot_t *c = __atomic_load_n(&ls__uw_cache, __ATOMIC_ACQUIRE);
+        for (size_t i = 0; c && i < LS_UW_CACHE_SIZE; i++) ls__uw_store(&c[i], 0, 0);
+    }
+    __atomic_store_n(&ls__uw_gen, bumps % LS_UW_GEN_MAX + 1, __ATOMIC_RELEASE);
+    /* libunwind's caches do not notice dlclose either (a lock-free generation bump). */
+    unw_flush_cache(unw_local_addr_space, 0, 0);
+}
+
+void ls__unwind_modules_added(void)
+{
+    __atomic_add_fetch(&ls__uw_adds, 1, __ATOMIC_RELAXED);
+}
+
+void ls__unwind_stats(ls_uw_stats_t *out)
+{
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < LS_UW_STRIPES; i++) {
+        out->hits += __atomic_load_n(&ls__uw_ctr[i].hits, __ATOMIC_RELAXED);
+        out->misses += __atomic_load_n(&ls__uw_ctr[i].misses, __ATOMIC_RELAXED);
+        out->no_rule += __atomic_load_n(&ls__uw_ctr[i].no_rule, __ATOMIC_RELAXED);
+        out->bad_cfa += __atomic_load_n(&ls__uw_ctr[i].bad_cfa, __ATOMIC_RELAXED);
+    }
+}
+
+/* A word at a may be loaded iff lo <= a && a + 8 <= hi, i.e. a - lo <= span (hi - lo - 8). */
+#define LS__OK(a) ((uintptr_t)(a)-lo <= span)
+#define LS__LD(a) (*(const ls__uw_word_t *)(a))
+
+size_t ls__unwind_fast(const ls_uw_frame_t *start, uintptr_t stack_hi, uintptr_t *pcs, size_t max)
+{
+    ls__uw_slot_t *cache = __atomic_load_n(&ls__uw_cache, __ATOMIC_ACQUIRE);
+    if (ls__unlikely(!cache)) {
+        ls__unwind_init();
+        if (!(cache = __atomic_load_n(&ls__uw_cache, __ATOMIC_ACQUIRE))) return 0;
+    }
+    uintptr_t pc = start->pc, sp = start->sp, bp = start->bp;
+    const uintptr_t lo = sp;
+    uintptr_t hi = stack_hi;
+    if (!hi) hi = sp + LS_UW_STACK_GUESS < sp ? UINTPTR_MAX : sp + LS_UW_STACK_GUESS;
+    if (max == 0 || hi < lo + 16) return 0;
+    const uintptr_t span = hi - lo - sizeof(uintptr_t);
+    const uint64_t gen = __atomic_load_n(&ls__uw_gen, __ATOMIC_ACQUIRE) << LS_UW_GEN_SHIFT;
+    uint64_t probes = 0, misses = 0, key, rule;
+    enum { LS__STOP_OK, LS__STOP_NO_RULE, LS__STOP_BAD } why = LS__STOP_OK;
+    bool retried = false;
+    size_t n = 0;
+
+    /* Register use matters here: the loop is one dependent chain pc -> set -> rule -> CFA ->
+     * next pc. A lost RBP is kept as bp = 0, which fails the checks of any rule that needs it. */
+    while (pc) {
+        pcs[n++] = pc;
+        if (n == max) break;
+        if (ls__unlikely(pc - 1 >= LS_UW_ADDR_LIMIT - 1)) { /* vsyscall page or garbage */
+            why = LS__STOP_NO_RULE;
+            break;
+        }
+        key = (uint64_t)pc << 1 | gen; /* exact bit 0: pc is a return address */
+    probe:
+        probes++;
+        if (ls__unlikely(!ls__uw_probe(cache, pc, key, &rule))) {
+            misses++;
+            rule = ls__uw_miss(key);
+        }
+    dispatch:;
+        const unsigned kind = LS__R_KIND(rule);
+        uintptr_t cfa;
+        if (ls__likely(kind == LS__K_RSP)) {
+            cfa = sp + LS__R_OFF(rule);
+        } else if (kind == LS__K_RBP) {
+            cfa = bp + LS__R_OFF(rule);
+        } else if (kind == LS__K_DEREF) {
+            uintptr_t a = bp + LS__R_OFF(rule);
+            if (!LS__OK(a)) goto bad;
+            cfa = LS__LD(a);
+        } else if (kind == LS__K_SIGNAL) {
+            /* sp points at the ucontext_t the kernel pushed; resume at its saved registers. */
+            uintptr_t a_ip = sp + offsetof(ucontext_t, uc_mcontext.gregs[REG_RIP]);
+            uintptr_t a_sp = sp + offsetof(ucontext_t, uc_mcontext.gregs[REG_RSP]);
+            uintptr_t a_bp = sp + offsetof(ucontext_t, uc_mcontext.gregs[REG_RBP]);
+            if (!LS__OK(a_ip) || !LS__OK(a_sp) || !LS__OK(a_bp)) goto bad;
+            uintptr_t nsp = LS__LD(a_sp);
+            if (nsp <= sp) goto bad;
+            pc = LS__LD(a_ip);
+            bp = LS__LD(a_bp);
+            sp = nsp;
+            if (!pc) break;
+            pcs[n++] = pc;
+            if (n == max) break;
+            if (pc >= LS_UW_ADDR_LIMIT) {
+                why = LS__STOP_NO_RULE;
+                break;
+            }
+            /* The interrupted PC is not a return address: its rule is the one at pc itself. */
+            key = (uint64_t)pc << 1 | 1 | gen;
+            goto probe;
+        } else if (kind == LS__K_END) {
+            break;
+        } else if (kind == LS__K_GENERAL) {
+            /* Return address not at CFA-8: never seen on x86-64, handled apart from the fast
+             * kinds so theirs can be a constant displacement. */
+            const unsigned base = (unsigned)(rule >> 38) & 3u;
+            uintptr_t a = (base == LS__K_RSP ? sp : bp) + LS__R_OFF(rule);
+            if (base == LS__K_DEREF) {
+                if (!LS__OK(a)) goto bad;
+                a = LS__LD(a);
+            }
+            cfa = a;
+            const uintptr_t a_ra = cfa + LS__R_RA(rule);
+            if (cfa <= sp || !LS__OK(a_ra)) goto bad;
+            pc = LS__LD(a_ra);
+            goto rbp;
+        } else {
+            /* A "no FDE" verdict from before the last dlopen may be stale: ask once more. */
+            if (kind == LS__K_NOFDE && !retried &&
+                (uint32_t)rule != __atomic_load_n(&ls__uw_adds, __ATOMIC_RELAXED)) {
+                retried = true;
+                probes++;
+                misses++;
+                rule = ls__uw_miss(key);
+                goto dispatch;
+            }
+            why = LS__STOP_NO_RULE;
+            break;
+        }
+        /* The CFA must move up the stack, and the slots we read must lie on it. */
+        if (ls__unlikely(cfa <= sp || !LS__OK(cfa - 8))) goto bad;
+        pc = LS__LD(cfa - 8);
+    rbp:;
+        const unsigned bpm = LS__R_BPM(rule);
+        if (bpm != LS__BP_SAME) {
+            uintptr_t a_bp = (bpm == LS__BP_CFA ? cfa : bp) + LS__R_BP(rule);
+            bp = bpm != LS__BP_LOST && LS__OK(a_bp) ? LS__LD(a_bp) : 0;
+        }
+        sp = cfa;
+    }
+    if (0) {
+    bad:
+        why = LS__STOP_BAD;
+    }
+
+    ls__uw_ctr_t *ctr = ls__uw_my_ctr();
+    ls__uw_count(&ctr->hits, probes - misses);
+    if (ls__unlikely(misses | why)) {
+        __atomic_add_fetch(&ctr->misses, misses, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&ctr->no_rule, why == LS__STOP_NO_RULE, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&ctr->bad_cfa, why == LS__STOP_BAD, __ATOMIC_RELAXED);
+    }
+    return n;
+}
+
+size_t ls__unwind_fp(const ls_uw_frame_t *start, uintptr_t stack_hi, uintptr_t *pcs, size_t max)
+{
+    uintptr_t pc = start->pc, bp = start->bp;
+    const uintptr_t lo = start->sp;
+    uintptr_t hi = stack_hi;
+    if (!hi) hi = lo + LS_UW_STACK_GUESS < lo ? UINTPTR_MAX : lo + LS_UW_STACK_GUESS;
+    if (hi < lo + 16) return 0;
+    const uintptr_t span = hi - lo - 2 * sizeof(uintptr_t); /* we load bp[0] and bp[1] */
+    uintptr_t prev = 0;
+    size_t n = 0;
+    while (n < max && pc) {
+        pcs[n++] = pc;
+        /* The chain must go up the stack; the outermost frame has rbp = 0. */
+        if (bp <= prev || !LS__OK(bp) || (bp & 7)) break;
+        prev = bp;
+        pc = LS__LD(bp + sizeof(uintptr_t));
+        bp = LS__LD(bp);
+    }
+    return n;
+}
+
+/* unw_backtrace into a stack buffer, then copy from the frame `first` decides on. */
+static size_t ls__uw_lu_copy(void *const *buf, int got, int first, uintptr_t *pcs, size_t max)
+{
+    size_t n = 0;
+    for (int i = first; i < got && n < max; i++) pcs[n++] = (uintptr_t)buf[i];
+    return n;
+}
+
+__attribute__((noinline)) size_t ls__unwind_libunwind(uintptr_t *pcs, size_t max, int skip)
+{
+    void *buf[LS_UW_LU_BUF];
+    const uintptr_t ret = (uintptr_t)__builtin_return_address(0);
+    int got = unw_backtrace(buf, LS_UW_LU_BUF);
+    /* Frame 0 is our caller: drop libunwind's and our own frames by finding our return
+     * address, instead of trusting how many frames unw_backtrace adds of its own. */
+    int first = 0;
+    while (first < got && first < 8 && (uintptr_t)buf[first] != ret) first++;
+    if (first == got || first == 8) first = 2;
+    size_t n = ls__uw_lu_copy(buf, got, first + (skip > 0 ? skip : 0), pcs, max);
+    __asm__ volatile("" : : : "memory"); /* keep unw_backtrace from being a tail call */
+    return n;
+}
+
+__attribute__((noinline)) size_t ls__unwind_libunwind_from(const ls_uw_frame_t *start,
+                                                           uintptr_t *pcs, size_t max)
+{
+    void *buf[LS_UW_LU_BUF];
+    int got = unw_backtrace(buf, LS_UW_LU_BUF);
+    /* The agent's own frames come first; the first occurrence of start->pc is where the walk
+     * that ls__unwind_fast(start) makes begins. */
+    int first = 0;
+    while (first < got && first < 64 && (uintptr_t)buf[first] != start->pc) first++;
+    if (first == got || first == 64) return 0;
+    size_t n = ls__uw_lu_copy(buf, got, first, pcs, max);
+    __asm__ volatile("" : : : "memory");
+    return n;
+}
+
+uintptr_t ls__unwind_stack_top(uintptr_t sp)
+{
+    /* /proc/self/maps through a fixed buffer: no stdio, no malloc. */
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    char buf[4096];
+    size_t have = 0;
+    uintptr_t top = 0;
+    for (;;) {
+        ssize_t got = read(fd, buf + have, sizeof buf - have);
+        if (got <= 0) break;
+        have += (size_t)got;
+        size_t line = 0;
+        for (size_t i = 0; i < have; i++) {
+            if (buf[i] != '\n') continue;
+            uintptr_t a = 0, b = 0;
+            size_t j = line;
+            for (; j < i && buf[j] != '-'; j++)
+                a = a * 16 + (uintptr_t)(buf[j] <= '9' ? buf[j] - '0' : (buf[j] | 0x20) - 'a' + 10);
+            for (j++; j < i && buf[j] != ' '; j++)
+                b = b * 16 + (uintptr_t)(buf[j] <= '9' ? buf[j] - '0' : (buf[j] | 0x20) - 'a' + 10);
+            line = i + 1;
+            if (sp >= a && sp < b) {
+                top = b;
+                goto out;
+            }
+        }
+        memmove(buf, buf + line, have - line); /* keep the partial last line */
+        have -= line;
+        if (have == sizeof buf) have = 0; /* a line longer than the buffer: cannot be ours */
+    }
+out:
+    close(fd);
+    return top;
+}
