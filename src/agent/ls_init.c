@@ -426,7 +426,7 @@ LS_EXPORT void *dlopen(const char *file, int flags)
     void *h = ls__real.dlopen ? ls__real.dlopen(file, flags) : NULL;
     if (h && atomic_load(&ls__g.state) == LS_STATE_READY) {
         ls__tls.guard++;
-        ls__unwind_modules_changed();
+        ls__unwind_modules_added(); /* nothing was unmapped: cached rules stay valid */
         ls__modules_refresh(first);
         ls__tls.guard--;
     }

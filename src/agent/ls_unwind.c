@@ -1028,9 +1028,7 @@ __attribute__((noinline)) size_t ls__unwind_libunwind(uintptr_t *pcs, size_t max
     int first = 0;
     while (first < got && first < 8 && (uintptr_t)buf[first] != ret) first++;
     if (first == got || first == 8) first = 2;
-    size_t n = ls__uw_lu_copy(buf, got, first + (skip > 0 ? skip : 0), pcs, max);
-    __asm__ volatile("" : : : "memory"); /* keep unw_backtrace from being a tail call */
-    return n;
+    return ls__uw_lu_copy(buf, got, first + (skip > 0 ? skip : 0), pcs, max);
 }
 
 __attribute__((noinline)) size_t ls__unwind_libunwind_from(const ls_uw_frame_t *start,
@@ -1043,9 +1041,7 @@ __attribute__((noinline)) size_t ls__unwind_libunwind_from(const ls_uw_frame_t *
     int first = 0;
     while (first < got && first < 64 && (uintptr_t)buf[first] != start->pc) first++;
     if (first == got || first == 64) return 0;
-    size_t n = ls__uw_lu_copy(buf, got, first, pcs, max);
-    __asm__ volatile("" : : : "memory");
-    return n;
+    return ls__uw_lu_copy(buf, got, first, pcs, max);
 }
 
 uintptr_t ls__unwind_stack_top(uintptr_t sp)

@@ -52,6 +52,16 @@ static uint64_t rec_total(const loss_record_t *r)
     return r->bytes + r->ind_bytes;
 }
 
+/* Frames inside the agent itself (the wrapper it puts around main) are not the program's. */
+static bool in_agent(const ls_snapshot_t *snap, uint64_t pc, uint32_t stack_id)
+{
+    const ls_snap_module_t *m = ls_snapshot_module_for(snap, pc, stack_id);
+    if (!m || !m->path) return false;
+    const char *base = strrchr(m->path, '/');
+    base = base ? base + 1 : m->path;
+    return strncmp(base, "libleakscope.so", 15) == 0;
+}
+
 /* The stack's frames, symbolized and expanded (copies; strings stay in the symbolizer).
  * Returns -1 when out of memory. */
 static int expand_stack(const ls_snapshot_t *snap, ls_symbolizer_t *sym, uint32_t stack_id,
@@ -67,6 +77,7 @@ static int expand_stack(const ls_snapshot_t *snap, ls_symbolizer_t *sym, uint32_
     for (uint32_t i = 0; i < st->nframes; i++) {
         uint64_t pc;
         memcpy(&pc, &st->pcs[i], sizeof(pc));
+        if (in_agent(snap, pc, stack_id)) continue;
         const ls_sym_frame_t *fr = NULL;
         ls_sym_frame_t bare;
         size_t k = sym ? ls_symbolize_pc(sym, pc, stack_id, &fr) : 0;
