@@ -19,11 +19,11 @@
 
 #include "ls_format.h"
 
-#define LS_HIDDEN      __attribute__((visibility("hidden")))
-#define LS_EXPORT      __attribute__((visibility("default")))
-#define LS_LIKELY(x)   __builtin_expect(!!(x), 1)
-#define LS_UNLIKELY(x) __builtin_expect(!!(x), 0)
-#define LS_COLD        __attribute__((cold, noinline))
+#define LS_HIDDEN           __attribute__((visibility("hidden")))
+#define LS_EXPORT           __attribute__((visibility("default")))
+#define LS_LIKELY(x)        __builtin_expect(!!(x), 1)
+#define LS_UNLIKELY(x)      __builtin_expect(!!(x), 0)
+#define LS_COLD             __attribute__((cold, noinline))
 #define LS_MAX_FRAMES_LIMIT 256
 
 /* ---- options (ls_options.c) ------------------------------------------------------------------ */
@@ -46,7 +46,7 @@ typedef struct ls_exit_state {
     uintptr_t sp;       /* the exiting thread's stack pointer when it entered the exit path */
     uintptr_t regs[16]; /* registers that may hold pointers at that moment */
     int nregs;
-    bool interrupted;   /* stopped by a signal mid-code: the red zone below sp is live */
+    bool interrupted; /* stopped by a signal mid-code: the red zone below sp is live */
 } ls_exit_state_t;
 
 typedef struct ls_global {
@@ -54,11 +54,11 @@ typedef struct ls_global {
     ls_options_t opt;
     int unwinder;
     size_t max_frames;
-    pid_t pid;         /* the pid the agent believes it has; differs in a vfork/clone child */
+    pid_t pid; /* the pid the agent believes it has; differs in a vfork/clone child */
     uint64_t start_realtime_ns;
     uint64_t start_mono_ns;
     int stop_signal;
-    _Atomic int exiting;  /* set once the exit path has run the check */
+    _Atomic int exiting; /* set once the exit path has run the check */
     _Atomic int check_lock;
     /* stats */
     _Atomic uint64_t unknown_frees, agent_errors;
@@ -74,7 +74,7 @@ enum { LS_STATE_UNINIT = 0, LS_STATE_INITIALIZING = 1, LS_STATE_READY = 2, LS_ST
 extern ls_global_t ls__g LS_HIDDEN;
 
 typedef struct ls_tls {
-    int guard;          /* nonzero while the agent runs on this thread: calls pass through */
+    int guard; /* nonzero while the agent runs on this thread: calls pass through */
     int inited;
     uintptr_t stack_lo, stack_hi;
     uint64_t truncated; /* stacks cut at max_frames on this thread */
@@ -87,12 +87,12 @@ extern __thread ls_tls_t ls__tls LS_HIDDEN;
 void ls__thread_init_slow(ls_tls_t *t) LS_HIDDEN;
 
 /* ---- memory for the agent itself (ls_mem.c): mmap-backed, never the host's allocator ------- */
-void *ls__map(size_t size) LS_HIDDEN;              /* zeroed pages, NULL on failure (counted) */
-void *ls__map_table(size_t size) LS_HIDDEN;        /* same, populated now, huge pages if big */
+void *ls__map(size_t size) LS_HIDDEN;       /* zeroed pages, NULL on failure (counted) */
+void *ls__map_table(size_t size) LS_HIDDEN; /* same, populated now, huge pages if big */
 void ls__unmap(void *p, size_t size) LS_HIDDEN;
-void ls__mem_lock(void) LS_HIDDEN;   /* for fork: no child inherits a held region lock */
+void ls__mem_lock(void) LS_HIDDEN; /* for fork: no child inherits a held region lock */
 void ls__mem_unlock(void) LS_HIDDEN;
-void *ls__perm_alloc(size_t size) LS_HIDDEN;       /* small permanent objects, 16-aligned */
+void *ls__perm_alloc(size_t size) LS_HIDDEN; /* small permanent objects, 16-aligned */
 /* Agent-owned ranges, excluded from the leak scan's roots. */
 typedef struct ls_range {
     uintptr_t lo, hi;
@@ -102,14 +102,15 @@ size_t ls__mem_ranges(ls_range_t *out, size_t max) LS_HIDDEN;
 /* ---- diagnostics (ls_log.c): formatted with a stack buffer, written to fd 2 ------------------ */
 void ls__log(const char *fmt, ...) LS_HIDDEN __attribute__((format(printf, 1, 2)));
 void ls__error(const char *fmt, ...) LS_HIDDEN __attribute__((format(printf, 1, 2)));
-uint64_t ls__now_ns(void) LS_HIDDEN;      /* CLOCK_MONOTONIC since agent start */
+uint64_t ls__now_ns(void) LS_HIDDEN; /* CLOCK_MONOTONIC since agent start */
 void ls__spin_lock(_Atomic int *l) LS_HIDDEN;
 static inline void ls__spin_unlock(_Atomic int *l)
 {
     atomic_store_explicit(l, 0, memory_order_release);
 }
 
-/* ---- live blocks --------------------------------------------------------------------------------- */
+/* ---- live blocks
+ * --------------------------------------------------------------------------------- */
 /* A live block as the scan and the snapshot see it (collected from the bitmap and trailers). */
 typedef struct ls_block {
     uintptr_t addr;
@@ -144,7 +145,7 @@ ls_trailer_t *ls__trailer(const void *p) LS_HIDDEN;
 
 /* ---- ownership bitmap (ls_bitmap.c) ---------------------------------------------------------- */
 bool ls__bm_init(void) LS_HIDDEN;
-bool ls__bm_set(uintptr_t p) LS_HIDDEN;        /* false: cannot record (address too high, no memory) */
+bool ls__bm_set(uintptr_t p) LS_HIDDEN; /* false: cannot record (address too high, no memory) */
 bool ls__bm_test_clear(uintptr_t p) LS_HIDDEN; /* was p ours? (and it no longer is) */
 bool ls__bm_test(uintptr_t p) LS_HIDDEN;
 size_t ls__bm_foreach(void (*fn)(uintptr_t p, void *ctx), void *ctx) LS_HIDDEN;
@@ -159,7 +160,8 @@ void ls__depot_after_fork_child(void) LS_HIDDEN;
 void ls__depot_lock_all(void) LS_HIDDEN;
 void ls__depot_unlock_all(void) LS_HIDDEN;
 
-/* ---- stack capture (ls_capture.c, on top of ls_unwind.h) --------------------------------------- */
+/* ---- stack capture (ls_capture.c, on top of ls_unwind.h) ---------------------------------------
+ */
 struct ls_uw_frame;
 uint32_t ls__capture_stack(const struct ls_uw_frame *caller) LS_HIDDEN;
 
@@ -194,17 +196,18 @@ void ls__threads_register_self(void) LS_HIDDEN;
 size_t ls__threads_snapshot(ls_thread_rec_t *out, size_t max) LS_HIDDEN;
 void ls__threads_after_fork_child(void) LS_HIDDEN;
 
-/* ---- leak check and snapshot (ls_scan.c, ls_snapshot.c) --------------------------------------- */
+/* ---- leak check and snapshot (ls_scan.c, ls_snapshot.c) ---------------------------------------
+ */
 typedef struct ls_check_result {
-    ls_block_t *blocks;  /* sorted by address */
-    uint8_t *kind;       /* ls_fmt_block_kind_t per block */
-    uint8_t *bflags;     /* LS_BLOCK_* per block */
-    uint32_t *leader;    /* per block, LS_NO_LEADER unless indirectly lost */
+    ls_block_t *blocks; /* sorted by address */
+    uint8_t *kind;      /* ls_fmt_block_kind_t per block */
+    uint8_t *bflags;    /* LS_BLOCK_* per block */
+    uint32_t *leader;   /* per block, LS_NO_LEADER unless indirectly lost */
     size_t n;
-    size_t map_size;     /* bytes mapped for the arrays above */
+    size_t map_size; /* bytes mapped for the arrays above */
     uint64_t root_bytes, scan_ns;
     unsigned threads_stopped, threads_unresponsive;
-    bool checked;        /* reachability computed */
+    bool checked; /* reachability computed */
 } ls_check_result_t;
 
 enum { LS_CHECK_EXIT, LS_CHECK_SIGNAL, LS_CHECK_LIVE };

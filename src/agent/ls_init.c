@@ -29,8 +29,8 @@
 ls_global_t ls__g;
 __thread ls_tls_t ls__tls __attribute__((tls_model("initial-exec")));
 
-static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGFPE,  SIGILL, SIGABRT,
-                                    SIGTRAP, SIGSYS, SIGTERM, SIGINT, SIGHUP,
+static const int fatal_signals[] = {SIGSEGV, SIGBUS,  SIGFPE,  SIGILL,  SIGABRT,
+                                    SIGTRAP, SIGSYS,  SIGTERM, SIGINT,  SIGHUP,
                                     SIGQUIT, SIGPIPE, SIGALRM, SIGXCPU, SIGXFSZ};
 
 /* ---- options from the initial environment --------------------------------------------------- */
@@ -58,7 +58,8 @@ static const char *find_options_env(void)
     return NULL;
 }
 
-/* ---- fork ------------------------------------------------------------------------------------- */
+/* ---- fork -------------------------------------------------------------------------------------
+ */
 static void fork_prepare(void)
 {
     ls__tls.guard++;
@@ -89,7 +90,8 @@ static void fork_child(void)
     ls__tls.guard--;
 }
 
-/* ---- fatal signals ----------------------------------------------------------------------------- */
+/* ---- fatal signals -----------------------------------------------------------------------------
+ */
 static void fatal_handler(int sig, siginfo_t *si, void *ucv)
 {
     (void)si;
@@ -134,7 +136,8 @@ static void install_fatal_handlers(void)
     }
 }
 
-/* ---- start-up ---------------------------------------------------------------------------------- */
+/* ---- start-up ----------------------------------------------------------------------------------
+ */
 #define RESOLVE(name) ls__real.name = (__typeof__(ls__real.name))dlsym(RTLD_NEXT, #name)
 
 void ls__init(void)
@@ -183,10 +186,14 @@ void ls__init(void)
         o->max_frames = 64;
     }
     ls__g.max_frames = (size_t)o->max_frames;
-    if (!strcmp(o->unwinder, "libunwind")) ls__g.unwinder = LS_UNWIND_LIBUNWIND;
-    else if (!strcmp(o->unwinder, "fp")) ls__g.unwinder = LS_UNWIND_FP;
-    else if (!strcmp(o->unwinder, "fast")) ls__g.unwinder = LS_UNWIND_FAST;
-    else ls__error("unknown unwinder '%s'; using fast", o->unwinder);
+    if (!strcmp(o->unwinder, "libunwind"))
+        ls__g.unwinder = LS_UNWIND_LIBUNWIND;
+    else if (!strcmp(o->unwinder, "fp"))
+        ls__g.unwinder = LS_UNWIND_FP;
+    else if (!strcmp(o->unwinder, "fast"))
+        ls__g.unwinder = LS_UNWIND_FAST;
+    else
+        ls__error("unknown unwinder '%s'; using fast", o->unwinder);
     ls__g.stop_signal = o->stop_signal ? (int)o->stop_signal : SIGRTMAX - 3;
 
     if (!ls__bm_init()) {
@@ -203,8 +210,9 @@ void ls__init(void)
     ls__modules_refresh(1);
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     if (o->catch_signals) install_fatal_handlers();
-    if (o->verbose) ls__log("agent %s ready: mode=%s unwinder=%s max_frames=%zu", LS_VERSION,
-                            o->mode, o->unwinder, ls__g.max_frames);
+    if (o->verbose)
+        ls__log("agent %s ready: mode=%s unwinder=%s max_frames=%zu", LS_VERSION, o->mode,
+                o->unwinder, ls__g.max_frames);
     atomic_store(&ls__g.state, LS_STATE_READY);
     ls__tls.guard--;
 }
@@ -214,7 +222,8 @@ __attribute__((constructor)) static void ls__ctor(void)
     ls__init();
 }
 
-/* ---- the exit path ---------------------------------------------------------------------------- */
+/* ---- the exit path ----------------------------------------------------------------------------
+ */
 static void print_summary(const ls_check_result_t *res, const char *path)
 {
     uint64_t bytes[5] = {0}, blocks[5] = {0};
@@ -274,7 +283,8 @@ void ls__at_exit(int reason, int status, int signo, const ls_exit_state_t *st)
     if (atomic_exchange(&ls__g.exiting, 1)) return;
     ls__tls.guard++;
     if (!st && ls__tls.have_exit_state) st = &ls__tls.exit_state;
-    if (reason == LS_REASON_EXIT && atomic_load(&ls__g.have_exit_status)) status = ls__g.exit_status;
+    if (reason == LS_REASON_EXIT && atomic_load(&ls__g.have_exit_status))
+        status = ls__g.exit_status;
     if (reason == LS_REASON_EXIT && ls__at_exit_allows_freeres && ls__g.opt.freeres &&
         ls__g.opt.leak_check) {
         ls__tls.guard--; /* what freeres frees must leave the bitmap */

@@ -24,7 +24,8 @@
 
 ls_real_t ls__real;
 
-/* ---- bootstrap buffer -------------------------------------------------------------------------- */
+/* ---- bootstrap buffer --------------------------------------------------------------------------
+ */
 #define LS_BOOT_SIZE (1u << 20)
 static char boot_buf[LS_BOOT_SIZE] __attribute__((aligned(64)));
 static _Atomic size_t boot_used;
@@ -54,7 +55,8 @@ static size_t boot_size(const void *p)
     return ((const size_t *)p)[-1];
 }
 
-/* ---- slow paths -------------------------------------------------------------------------------- */
+/* ---- slow paths --------------------------------------------------------------------------------
+ */
 static inline bool fast_ok(void)
 {
     return LS_LIKELY(atomic_load_explicit(&ls__g.state, memory_order_relaxed) == LS_STATE_READY &&
@@ -80,7 +82,8 @@ static LS_COLD void free_untracked(void *p)
     /* before the real free is known there is nothing it could have allocated */
 }
 
-/* ---- tracking ---------------------------------------------------------------------------------- */
+/* ---- tracking ----------------------------------------------------------------------------------
+ */
 
 uint32_t ls__birth_now(void)
 {
@@ -256,7 +259,7 @@ LS_EXPORT int posix_memalign(void **out, size_t align, size_t size)
     return rc;
 }
 
-#define LS_PAGE 4096
+#define LS_PAGE         4096
 #define PVALLOC_SIZE(s) (((s) + LS_PAGE - 1) & ~(size_t)(LS_PAGE - 1))
 LS_EXPORT void *aligned_alloc(size_t align, size_t size)
 {

@@ -59,7 +59,9 @@ void ls__spin_lock(_Atomic int *l)
             !atomic_exchange_explicit(l, 1, memory_order_acquire))
             return;
         /* The holder may be preempted (2 cores, many threads): yield rather than burn. */
-        if (spins < 64) __builtin_ia32_pause();
-        else sched_yield();
+        if (spins < 64)
+            __builtin_ia32_pause();
+        else
+            sched_yield();
     }
 }

@@ -14,9 +14,12 @@ static uintptr_t parse_hex(const char **p)
     uintptr_t v = 0;
     for (;; (*p)++) {
         char c = **p;
-        if (c >= '0' && c <= '9') v = v * 16 + (uintptr_t)(c - '0');
-        else if (c >= 'a' && c <= 'f') v = v * 16 + (uintptr_t)(c - 'a' + 10);
-        else break;
+        if (c >= '0' && c <= '9')
+            v = v * 16 + (uintptr_t)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v = v * 16 + (uintptr_t)(c - 'a' + 10);
+        else
+            break;
     }
     return v;
 }

@@ -22,8 +22,10 @@ static _Atomic int perm_lock;
 static void region_add(uintptr_t lo, uintptr_t hi)
 {
     ls__spin_lock(&regions_lock);
-    if (nregions < LS_MAX_REGIONS) regions[nregions++] = (ls_range_t){lo, hi};
-    else atomic_fetch_add(&ls__g.agent_errors, 1); /* a leak scan may then see agent memory */
+    if (nregions < LS_MAX_REGIONS)
+        regions[nregions++] = (ls_range_t){lo, hi};
+    else
+        atomic_fetch_add(&ls__g.agent_errors, 1); /* a leak scan may then see agent memory */
     ls__spin_unlock(&regions_lock);
 }
 
@@ -68,7 +70,6 @@ void *ls__map_table(size_t size)
     madvise(p, size, MADV_POPULATE_WRITE);
     return p;
 }
-
 
 void ls__unmap(void *p, size_t size)
 {

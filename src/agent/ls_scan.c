@@ -32,10 +32,10 @@
 
 enum { ST_UNREACHED = 0, ST_POSSIBLE = 1, ST_REACHABLE = 2, ST_INDIRECT = 3 };
 
-#define LS_MAX_MAPS    65536
-#define LS_MAX_EXCL    (LS_MAX_MAPS + 16384)
-#define LS_REDZONE     128
-#define LS_HEAP_MAX    (64ull << 20) /* glibc HEAP_MAX_SIZE on 64-bit: thread arenas align to it */
+#define LS_MAX_MAPS 65536
+#define LS_MAX_EXCL (LS_MAX_MAPS + 16384)
+#define LS_REDZONE  128
+#define LS_HEAP_MAX (64ull << 20) /* glibc HEAP_MAX_SIZE on 64-bit: thread arenas align to it */
 
 typedef struct scan_ctx {
     /* blocks */
@@ -49,7 +49,7 @@ typedef struct scan_ctx {
     /* address space */
     ls_mapping_t *maps; /* readable mappings (paths not kept) */
     size_t nmaps;
-    bool *map_file;     /* mapping is file-backed (for the vtable heuristic) */
+    bool *map_file; /* mapping is file-backed (for the vtable heuristic) */
     ls_range_t *excl;
     size_t nexcl;
     uint64_t root_bytes;
@@ -71,8 +71,10 @@ static inline long find_block(const scan_ctx_t *c, uintptr_t v)
     size_t lo = 0, hi = c->n;
     while (hi - lo > 1) {
         size_t mid = (lo + hi) / 2;
-        if (c->b[mid].addr <= v) lo = mid;
-        else hi = mid;
+        if (c->b[mid].addr <= v)
+            lo = mid;
+        else
+            hi = mid;
     }
     const ls_block_t *b = &c->b[lo];
     size_t sz = bsize(b);
@@ -85,8 +87,10 @@ static const ls_mapping_t *find_map(const scan_ctx_t *c, uintptr_t a)
     size_t lo = 0, hi = c->nmaps;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (c->maps[mid].hi <= a) lo = mid + 1;
-        else hi = mid;
+        if (c->maps[mid].hi <= a)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo < c->nmaps && c->maps[lo].lo <= a ? &c->maps[lo] : NULL;
 }
@@ -196,16 +200,17 @@ static inline void clique_word(scan_ctx_t *c, uintptr_t v, uint32_t leader)
     push(c, (uint32_t)i);
 }
 
-static void scan_range(scan_ctx_t *c, uintptr_t lo, uintptr_t hi, bool prior_definite,
-                       long leader)
+static void scan_range(scan_ctx_t *c, uintptr_t lo, uintptr_t hi, bool prior_definite, long leader)
 {
     lo = (lo + 7) & ~(uintptr_t)7;
     hi &= ~(uintptr_t)7;
     for (uintptr_t a = lo; a < hi; a += 8) {
         uintptr_t v = *(const uintptr_t *)a;
         if (v < c->min_addr || v >= c->max_end) continue;
-        if (leader < 0) mark_word(c, v, prior_definite);
-        else clique_word(c, v, (uint32_t)leader);
+        if (leader < 0)
+            mark_word(c, v, prior_definite);
+        else
+            clique_word(c, v, (uint32_t)leader);
     }
 }
 
@@ -321,8 +326,8 @@ static void scan_root_range(scan_ctx_t *c, uintptr_t lo, uintptr_t hi)
  * not over when it checks), so it leaves them out: the TCB at the thread pointer holds the DTV
  * pointer at offset 8 (&dtv[1]; dtv[0].counter = length; entries are {val, to_free}).
  */
-static size_t drop_dead_thread_tls(scan_ctx_t *c, ls_block_t *b, size_t n,
-                                   const ls_thread_rec_t *t, size_t nt)
+static size_t drop_dead_thread_tls(scan_ctx_t *c, ls_block_t *b, size_t n, const ls_thread_rec_t *t,
+                                   size_t nt)
 {
     for (size_t k = 0; k < nt; k++) {
         if (atomic_load(&t[k].tid) || !t[k].tp || !readable_word(c, t[k].tp + 8)) continue;
@@ -344,7 +349,8 @@ static size_t drop_dead_thread_tls(scan_ctx_t *c, ls_block_t *b, size_t n,
     return m;
 }
 
-/* ---- the check --------------------------------------------------------------------------------- */
+/* ---- the check ---------------------------------------------------------------------------------
+ */
 
 typedef struct collect {
     ls_block_t *out;
@@ -394,9 +400,9 @@ int ls__check_run(ls_check_result_t *res, bool classify, const ls_exit_state_t *
     size_t n = cnt.n;
     size_t cap = n + 16;
     size_t bytes = 64 * 8 + cap * sizeof(ls_block_t) + cap * (1 + 1 + 1 + 1 + 4 + 4 * 3) +
-                   LS_MAX_MAPS * (sizeof(ls_mapping_t) + 1) +
-                   LS_MAX_EXCL * sizeof(ls_range_t) + 4096 * sizeof(ls_range_t) +
-                   4096 * sizeof(ls_thread_rec_t) + 2048 * sizeof(ls_range_t) + 20 * 64;
+                   LS_MAX_MAPS * (sizeof(ls_mapping_t) + 1) + LS_MAX_EXCL * sizeof(ls_range_t) +
+                   4096 * sizeof(ls_range_t) + 4096 * sizeof(ls_thread_rec_t) +
+                   2048 * sizeof(ls_range_t) + 20 * 64;
     char *mem = ls__map(bytes);
     if (!mem) {
         ls__stopworld_resume();
@@ -502,7 +508,8 @@ int ls__check_run(ls_check_result_t *res, bool classify, const ls_exit_state_t *
         c.debug = ls__g.opt.verbose >= 3;
         for (size_t i = 0; i < nlive; i++) {
             if (c.debug)
-                ls__log("scan: stack %#lx-%#lx", (unsigned long)live[i].lo, (unsigned long)live[i].hi);
+                ls__log("scan: stack %#lx-%#lx", (unsigned long)live[i].lo,
+                        (unsigned long)live[i].hi);
             scan_root_words(&c, live[i].lo, live[i].hi);
             c.root_bytes += live[i].hi - live[i].lo;
         }
@@ -538,10 +545,18 @@ int ls__check_run(ls_check_result_t *res, bool classify, const ls_exit_state_t *
         uint8_t k = LS_KIND_UNCHECKED;
         if (res->checked) {
             switch (c.state[i]) {
-            case ST_UNREACHED: k = LS_KIND_DEFINITELY; break;
-            case ST_INDIRECT: k = LS_KIND_INDIRECTLY; break;
-            case ST_POSSIBLE: k = LS_KIND_POSSIBLY; break;
-            default: k = LS_KIND_REACHABLE; break;
+            case ST_UNREACHED:
+                k = LS_KIND_DEFINITELY;
+                break;
+            case ST_INDIRECT:
+                k = LS_KIND_INDIRECTLY;
+                break;
+            case ST_POSSIBLE:
+                k = LS_KIND_POSSIBLY;
+                break;
+            default:
+                k = LS_KIND_REACHABLE;
+                break;
             }
         }
         res->kind[i] = k;

@@ -73,7 +73,8 @@ static uint32_t node_alloc(size_t bytes)
         off = (off + LS_DEPOT_CHUNK) & ~(LS_DEPOT_CHUNK - 1); /* nodes never straddle chunks */
     uint64_t ci = off >> LS_DEPOT_CHUNK_BITS;
     if (ci < LS_DEPOT_MAX_CHUNKS) {
-        if (!chunks[ci]) atomic_store_explicit(&chunks[ci], ls__map(LS_DEPOT_CHUNK), memory_order_release);
+        if (!chunks[ci])
+            atomic_store_explicit(&chunks[ci], ls__map(LS_DEPOT_CHUNK), memory_order_release);
         if (chunks[ci]) {
             bump = off + bytes;
             atomic_store_explicit(&published_bump, bump, memory_order_release);
@@ -93,8 +94,7 @@ uint32_t ls__depot_intern(const uintptr_t *pcs, size_t n)
     uint32_t head = atomic_load_explicit(&buckets[b], memory_order_acquire);
     for (uint32_t id = head; id;) {
         ls_depot_node_t *nd = node_of(id);
-        if (nd->hash == h && nd->nframes == n && !memcmp(nd->pcs, pcs, n * sizeof(*pcs)))
-            return id;
+        if (nd->hash == h && nd->nframes == n && !memcmp(nd->pcs, pcs, n * sizeof(*pcs))) return id;
         id = nd->next;
     }
     _Atomic int *lock = &locks[b & (LS_DEPOT_LOCKS - 1)];

@@ -115,8 +115,10 @@ static size_t list_tasks(pid_t self, uint32_t s)
             atomic_store(&p->session, s);
             atomic_store(&p->tid, tid);
             atomic_store(&nslots, i + 1);
-            if (syscall(SYS_tgkill, getpid(), tid, stop_sig) < 0) atomic_store(&p->state, LS_GONE);
-            else atomic_store(&p->state, LS_SIGNALLED);
+            if (syscall(SYS_tgkill, getpid(), tid, stop_sig) < 0)
+                atomic_store(&p->state, LS_GONE);
+            else
+                atomic_store(&p->state, LS_SIGNALLED);
             added++;
         }
     }
@@ -158,9 +160,12 @@ static uintptr_t syscall_sp(pid_t tid)
     if (p[0] != '0' || p[1] != 'x') return 0;
     uintptr_t v = 0;
     for (p += 2;; p++) {
-        if (*p >= '0' && *p <= '9') v = v * 16 + (uintptr_t)(*p - '0');
-        else if (*p >= 'a' && *p <= 'f') v = v * 16 + (uintptr_t)(*p - 'a' + 10);
-        else break;
+        if (*p >= '0' && *p <= '9')
+            v = v * 16 + (uintptr_t)(*p - '0');
+        else if (*p >= 'a' && *p <= 'f')
+            v = v * 16 + (uintptr_t)(*p - 'a' + 10);
+        else
+            break;
     }
     return v;
 }
@@ -184,8 +189,10 @@ size_t ls__stopworld_stop(ls_parked_t **out, unsigned *unresponsive)
             for (size_t i = 0; i < n; i++)
                 if (atomic_load(&slots[i].state) == LS_SIGNALLED) all = false;
             if (all) break;
-            if (waited < 50) sched_yield();
-            else sleep_us(250);
+            if (waited < 50)
+                sched_yield();
+            else
+                sleep_us(250);
         }
     }
     size_t n = atomic_load(&nslots);

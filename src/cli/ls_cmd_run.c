@@ -49,16 +49,15 @@ static void forward_signal(int sig)
 
 static void run_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: leakscope run [OPTIONS] [--] PROGRAM [ARGS...]\n"
-            "  --json FILE            write the leak report as JSON (a forked child: FILE.PID)\n"
-            "  --error-exitcode N     exit with N (1-255) when leaks were found\n"
-            "  --suppressions FILE    leak:PATTERN lines; matching leaks are not reported\n"
-            "  --show-reachable       also list still-reachable blocks\n"
-            "  --output SNAPSHOT      keep the snapshot file (a forked child: SNAPSHOT.PID)\n"
-            "  --mode full            what the agent tracks (only full for now)\n"
-            "  --max-frames N         deepest stack recorded (1-256, default 64)\n"
-            "  --unwinder NAME        fast (default), libunwind or fp\n");
+    fprintf(f, "usage: leakscope run [OPTIONS] [--] PROGRAM [ARGS...]\n"
+               "  --json FILE            write the leak report as JSON (a forked child: FILE.PID)\n"
+               "  --error-exitcode N     exit with N (1-255) when leaks were found\n"
+               "  --suppressions FILE    leak:PATTERN lines; matching leaks are not reported\n"
+               "  --show-reachable       also list still-reachable blocks\n"
+               "  --output SNAPSHOT      keep the snapshot file (a forked child: SNAPSHOT.PID)\n"
+               "  --mode full            what the agent tracks (only full for now)\n"
+               "  --max-frames N         deepest stack recorded (1-256, default 64)\n"
+               "  --unwinder NAME        fast (default), libunwind or fp\n");
 }
 
 static int parse_int(const char *s, long lo, long hi, long *out)
@@ -221,10 +220,18 @@ int ls_cmd_run(int argc, char **argv)
     long v;
     while ((c = getopt_long(argc, argv, "+ho:", longopts, NULL)) != -1) {
         switch (c) {
-        case 'j': o.json_path = optarg; break;
-        case 's': o.supp_path = optarg; break;
-        case 'r': o.show_reachable = 1; break;
-        case 'o': o.output_path = optarg; break;
+        case 'j':
+            o.json_path = optarg;
+            break;
+        case 's':
+            o.supp_path = optarg;
+            break;
+        case 'r':
+            o.show_reachable = 1;
+            break;
+        case 'o':
+            o.output_path = optarg;
+            break;
         case 'm':
             if (strcmp(optarg, "full")) {
                 fprintf(stderr, "leakscope run: --mode %s is not supported (only full)\n", optarg);
@@ -254,10 +261,11 @@ int ls_cmd_run(int argc, char **argv)
             }
             o.unwinder = optarg;
             break;
-        case 'h': run_usage(stdout); return 0;
+        case 'h':
+            run_usage(stdout);
+            return 0;
         default:
-            fprintf(stderr, "leakscope run: unknown or incomplete option '%s'\n",
-                    argv[optind - 1]);
+            fprintf(stderr, "leakscope run: unknown or incomplete option '%s'\n", argv[optind - 1]);
             run_usage(stderr);
             return 2;
         }
@@ -281,8 +289,9 @@ int ls_cmd_run(int argc, char **argv)
     }
     char agent[PATH_MAX];
     if (find_agent(agent, sizeof(agent))) {
-        fprintf(stderr, "leakscope run: cannot find the agent libleakscope.so (tried %s); set "
-                        "LEAKSCOPE_AGENT\n",
+        fprintf(stderr,
+                "leakscope run: cannot find the agent libleakscope.so (tried %s); set "
+                "LEAKSCOPE_AGENT\n",
                 agent);
         ls_suppressions_free(supp);
         return 2;

@@ -8,13 +8,14 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: leakscope COMMAND [ARGS]\n"
-               "commands:\n"
-               "  run [OPTIONS] [--] PROGRAM [ARGS...]   run PROGRAM under the agent, report leaks\n"
-               "  report FILE [--format text|json] [-o OUT] [--show-reachable]\n"
-               "              [--suppressions FILE]       render a snapshot file\n"
-               "  --version, --help\n"
-               "See leakscope(1).\n");
+    fprintf(f,
+            "usage: leakscope COMMAND [ARGS]\n"
+            "commands:\n"
+            "  run [OPTIONS] [--] PROGRAM [ARGS...]   run PROGRAM under the agent, report leaks\n"
+            "  report FILE [--format text|json] [-o OUT] [--show-reachable]\n"
+            "              [--suppressions FILE]       render a snapshot file\n"
+            "  --version, --help\n"
+            "See leakscope(1).\n");
 }
 
 int main(int argc, char **argv)

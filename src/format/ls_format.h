@@ -60,20 +60,20 @@ typedef struct ls_fmt_item {
 enum { LS_ITEM_U64 = 1, LS_ITEM_I64 = 2, LS_ITEM_STR = 3 };
 
 typedef enum ls_fmt_meta_key {
-    LS_META_PID = 1,          /* u64 */
-    LS_META_PPID = 2,         /* u64 */
-    LS_META_EXE = 3,          /* str: /proc/self/exe */
-    LS_META_CMDLINE = 4,      /* str: argv joined by single spaces */
-    LS_META_START_NS = 5,     /* u64: CLOCK_REALTIME at agent start, ns */
-    LS_META_SNAP_NS = 6,      /* u64: CLOCK_MONOTONIC ns since agent start when taken */
-    LS_META_REASON = 7,       /* u64: ls_fmt_reason_t */
-    LS_META_EXIT_STATUS = 8,  /* i64: exit status (reason exit) */
-    LS_META_SIGNAL = 9,       /* u64: fatal signal number (reason signal) */
-    LS_META_MODE = 10,        /* str: "full" */
-    LS_META_OPTIONS = 11,     /* str: the effective LEAKSCOPE_OPTIONS */
-    LS_META_LEAK_CHECKED = 12,/* u64: 1 when blocks carry a reachability kind */
+    LS_META_PID = 1,            /* u64 */
+    LS_META_PPID = 2,           /* u64 */
+    LS_META_EXE = 3,            /* str: /proc/self/exe */
+    LS_META_CMDLINE = 4,        /* str: argv joined by single spaces */
+    LS_META_START_NS = 5,       /* u64: CLOCK_REALTIME at agent start, ns */
+    LS_META_SNAP_NS = 6,        /* u64: CLOCK_MONOTONIC ns since agent start when taken */
+    LS_META_REASON = 7,         /* u64: ls_fmt_reason_t */
+    LS_META_EXIT_STATUS = 8,    /* i64: exit status (reason exit) */
+    LS_META_SIGNAL = 9,         /* u64: fatal signal number (reason signal) */
+    LS_META_MODE = 10,          /* str: "full" */
+    LS_META_OPTIONS = 11,       /* str: the effective LEAKSCOPE_OPTIONS */
+    LS_META_LEAK_CHECKED = 12,  /* u64: 1 when blocks carry a reachability kind */
     LS_META_AGENT_VERSION = 13, /* str */
-    LS_META_MAX_FRAMES = 14,  /* u64 */
+    LS_META_MAX_FRAMES = 14,    /* u64 */
 } ls_fmt_meta_key_t;
 
 typedef enum ls_fmt_reason {
@@ -83,19 +83,19 @@ typedef enum ls_fmt_reason {
 } ls_fmt_reason_t;
 
 typedef enum ls_fmt_stat_key {
-    LS_STAT_MALLOC_CALLS = 1,    /* all allocating calls seen */
-    LS_STAT_FREE_CALLS = 2,      /* all free calls seen, incl. free(NULL) */
-    LS_STAT_UNKNOWN_FREES = 3,   /* frees of pointers the agent never tracked */
-    LS_STAT_LIVE_BLOCKS = 4,     /* live tracked blocks when taken */
+    LS_STAT_MALLOC_CALLS = 1,  /* all allocating calls seen */
+    LS_STAT_FREE_CALLS = 2,    /* all free calls seen, incl. free(NULL) */
+    LS_STAT_UNKNOWN_FREES = 3, /* frees of pointers the agent never tracked */
+    LS_STAT_LIVE_BLOCKS = 4,   /* live tracked blocks when taken */
     LS_STAT_LIVE_BYTES = 5,
-    LS_STAT_STACKS = 6,          /* distinct stacks interned */
-    LS_STAT_AGENT_BYTES = 7,     /* memory the agent mapped for itself */
-    LS_STAT_THREADS_STOPPED = 8, /* threads parked for the leak check */
+    LS_STAT_STACKS = 6,               /* distinct stacks interned */
+    LS_STAT_AGENT_BYTES = 7,          /* memory the agent mapped for itself */
+    LS_STAT_THREADS_STOPPED = 8,      /* threads parked for the leak check */
     LS_STAT_THREADS_UNRESPONSIVE = 9, /* threads that did not park; stacks scanned whole */
-    LS_STAT_ROOT_BYTES = 10,     /* bytes of root memory scanned */
-    LS_STAT_SCAN_NS = 11,        /* time of the reachability scan */
-    LS_STAT_TRUNCATED_STACKS = 12, /* stacks cut at max_frames */
-    LS_STAT_AGENT_ERRORS = 13,   /* internal errors the agent survived (reported on stderr) */
+    LS_STAT_ROOT_BYTES = 10,          /* bytes of root memory scanned */
+    LS_STAT_SCAN_NS = 11,             /* time of the reachability scan */
+    LS_STAT_TRUNCATED_STACKS = 12,    /* stacks cut at max_frames */
+    LS_STAT_AGENT_ERRORS = 13,        /* internal errors the agent survived (reported on stderr) */
     LS_STAT_PEAK_BLOCKS = 14,
     LS_STAT_PEAK_BYTES = 15,
 } ls_fmt_stat_key_t;

@@ -32,11 +32,16 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
 const char *ls_kind_name(unsigned kind)
 {
     switch (kind) {
-    case LS_KIND_DEFINITELY: return "definitely_lost";
-    case LS_KIND_INDIRECTLY: return "indirectly_lost";
-    case LS_KIND_POSSIBLY: return "possibly_lost";
-    case LS_KIND_REACHABLE: return "still_reachable";
-    default: return "unchecked";
+    case LS_KIND_DEFINITELY:
+        return "definitely_lost";
+    case LS_KIND_INDIRECTLY:
+        return "indirectly_lost";
+    case LS_KIND_POSSIBLY:
+        return "possibly_lost";
+    case LS_KIND_REACHABLE:
+        return "still_reachable";
+    default:
+        return "unchecked";
     }
 }
 
@@ -54,8 +59,7 @@ typedef int (*item_fn)(ls_snapshot_t *snap, const ls_fmt_item_t *it, const unsig
                        char *err, size_t errlen);
 
 static int parse_items(ls_snapshot_t *snap, const unsigned char *p, uint64_t size,
-                       uint64_t base_off, item_fn fn, const char *what, char *err,
-                       size_t errlen)
+                       uint64_t base_off, item_fn fn, const char *what, char *err, size_t errlen)
 {
     uint64_t off = 0;
     while (off < size) {
@@ -87,21 +91,50 @@ static int meta_item(ls_snapshot_t *s, const ls_fmt_item_t *it, const unsigned c
     char **str = NULL;
     if (it->type == LS_ITEM_U64 || it->type == LS_ITEM_I64) memcpy(&u, d, 8);
     switch (it->key) {
-    case LS_META_PID: s->pid = u; break;
-    case LS_META_PPID: s->ppid = u; break;
-    case LS_META_START_NS: s->start_ns = u; break;
-    case LS_META_SNAP_NS: s->snap_ns = u; break;
-    case LS_META_REASON: s->reason = u; break;
-    case LS_META_EXIT_STATUS: s->exit_status = (int64_t)u; break;
-    case LS_META_SIGNAL: s->signal = u; break;
-    case LS_META_LEAK_CHECKED: s->leak_checked = u; break;
-    case LS_META_MAX_FRAMES: s->max_frames = u; break;
-    case LS_META_EXE: str = &s->exe; break;
-    case LS_META_CMDLINE: str = &s->cmdline; break;
-    case LS_META_MODE: str = &s->mode; break;
-    case LS_META_OPTIONS: str = &s->options; break;
-    case LS_META_AGENT_VERSION: str = &s->agent_version; break;
-    default: break; /* unknown keys are for newer readers */
+    case LS_META_PID:
+        s->pid = u;
+        break;
+    case LS_META_PPID:
+        s->ppid = u;
+        break;
+    case LS_META_START_NS:
+        s->start_ns = u;
+        break;
+    case LS_META_SNAP_NS:
+        s->snap_ns = u;
+        break;
+    case LS_META_REASON:
+        s->reason = u;
+        break;
+    case LS_META_EXIT_STATUS:
+        s->exit_status = (int64_t)u;
+        break;
+    case LS_META_SIGNAL:
+        s->signal = u;
+        break;
+    case LS_META_LEAK_CHECKED:
+        s->leak_checked = u;
+        break;
+    case LS_META_MAX_FRAMES:
+        s->max_frames = u;
+        break;
+    case LS_META_EXE:
+        str = &s->exe;
+        break;
+    case LS_META_CMDLINE:
+        str = &s->cmdline;
+        break;
+    case LS_META_MODE:
+        str = &s->mode;
+        break;
+    case LS_META_OPTIONS:
+        str = &s->options;
+        break;
+    case LS_META_AGENT_VERSION:
+        str = &s->agent_version;
+        break;
+    default:
+        break; /* unknown keys are for newer readers */
     }
     if (str) {
         if (it->type != LS_ITEM_STR)
@@ -129,7 +162,8 @@ static int parse_modules(ls_snapshot_t *s, const unsigned char *p, uint64_t size
                          uint64_t base, char *err, size_t errlen)
 {
     if (count > size / sizeof(ls_fmt_module_t))
-        return fail(err, errlen, "modules chunk at offset %llu: %u records cannot fit in %llu bytes",
+        return fail(err, errlen,
+                    "modules chunk at offset %llu: %u records cannot fit in %llu bytes",
                     (unsigned long long)base, count, (unsigned long long)size);
     s->modules = calloc(count ? count : 1, sizeof(*s->modules));
     if (!s->modules) return fail(err, errlen, "out of memory");
@@ -143,8 +177,8 @@ static int parse_modules(ls_snapshot_t *s, const unsigned char *p, uint64_t size
         off += sizeof(m->rec);
         uint64_t need = ls_fmt_pad8((size_t)m->rec.path_len + m->rec.build_id_len);
         if (need > size - off)
-            return fail(err, errlen, "module record %u at offset %llu: names run past the chunk",
-                        i, (unsigned long long)(base + off));
+            return fail(err, errlen, "module record %u at offset %llu: names run past the chunk", i,
+                        (unsigned long long)(base + off));
         if (m->rec.lo > m->rec.hi)
             return fail(err, errlen, "module record %u: range 0x%llx-0x%llx is inverted", i,
                         (unsigned long long)m->rec.lo, (unsigned long long)m->rec.hi);
@@ -221,7 +255,8 @@ int ls_snapshot_parse(const void *data, size_t size, ls_snapshot_t *s, char *err
     if (memcmp(fh.magic, LS_FMT_MAGIC, 8) != 0)
         return fail(err, errlen, "not a leakscope snapshot (bad magic)");
     if (fh.version_major != LS_FMT_VERSION_MAJOR)
-        return fail(err, errlen, "snapshot format version %u.%u is not supported (this reader: %u.x)",
+        return fail(err, errlen,
+                    "snapshot format version %u.%u is not supported (this reader: %u.x)",
                     fh.version_major, fh.version_minor, LS_FMT_VERSION_MAJOR);
     if (fh.header_size < sizeof(fh) || fh.header_size > size || fh.header_size % 8)
         return fail(err, errlen, "bad header size %u", fh.header_size);
@@ -266,22 +301,33 @@ int ls_snapshot_parse(const void *data, size_t size, ls_snapshot_t *s, char *err
             left -= n;
         }
         if ((uint32_t)crc != ch.crc32)
-            return fail(err, errlen, "chunk %u (type 0x%x) at offset %llu: checksum mismatch, "
+            return fail(err, errlen,
+                        "chunk %u (type 0x%x) at offset %llu: checksum mismatch, "
                         "the file is corrupt",
                         nchunks, ch.type, (unsigned long long)(off - sizeof(ch)));
         if (ch.type >= 1 && ch.type <= 5) {
-            if (seen[ch.type])
-                return fail(err, errlen, "chunk type %u appears twice", ch.type);
+            if (seen[ch.type]) return fail(err, errlen, "chunk type %u appears twice", ch.type);
             seen[ch.type] = true;
         }
         int rc = 0;
         switch (ch.type) {
-        case LS_CHUNK_META: rc = parse_items(s, p, ch.size, off, meta_item, "meta", err, errlen); break;
-        case LS_CHUNK_STATS: rc = parse_items(s, p, ch.size, off, stat_item, "stats", err, errlen); break;
-        case LS_CHUNK_MODULES: rc = parse_modules(s, p, ch.size, ch.count, off, err, errlen); break;
-        case LS_CHUNK_STACKS: rc = parse_stacks(s, p, ch.size, ch.count, off, err, errlen); break;
-        case LS_CHUNK_BLOCKS: rc = parse_blocks(s, p, ch.size, ch.count, off, err, errlen); break;
-        default: break;
+        case LS_CHUNK_META:
+            rc = parse_items(s, p, ch.size, off, meta_item, "meta", err, errlen);
+            break;
+        case LS_CHUNK_STATS:
+            rc = parse_items(s, p, ch.size, off, stat_item, "stats", err, errlen);
+            break;
+        case LS_CHUNK_MODULES:
+            rc = parse_modules(s, p, ch.size, ch.count, off, err, errlen);
+            break;
+        case LS_CHUNK_STACKS:
+            rc = parse_stacks(s, p, ch.size, ch.count, off, err, errlen);
+            break;
+        case LS_CHUNK_BLOCKS:
+            rc = parse_blocks(s, p, ch.size, ch.count, off, err, errlen);
+            break;
+        default:
+            break;
         }
         if (rc) return -1;
         off += ch.size;
@@ -364,8 +410,10 @@ const ls_snap_stack_t *ls_snapshot_stack(const ls_snapshot_t *s, uint32_t id)
     size_t lo = 0, hi = s->nstacks;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (s->stacks[mid].id < id) lo = mid + 1;
-        else hi = mid;
+        if (s->stacks[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo < s->nstacks && s->stacks[lo].id == id ? &s->stacks[lo] : NULL;
 }

@@ -12,14 +12,14 @@
 
 typedef struct ls_snap_module {
     ls_fmt_module_t rec;
-    char *path;            /* NUL-terminated copy */
-    uint8_t *build_id;     /* rec.build_id_len bytes */
+    char *path;        /* NUL-terminated copy */
+    uint8_t *build_id; /* rec.build_id_len bytes */
 } ls_snap_module_t;
 
 typedef struct ls_snap_stack {
     uint32_t id;
     uint32_t nframes;
-    const uint64_t *pcs;   /* points into the snapshot's data */
+    const uint64_t *pcs; /* points into the snapshot's data */
 } ls_snap_stack_t;
 
 #define LS_STAT_KEYS 64
@@ -49,8 +49,7 @@ typedef struct ls_snapshot {
 /* Reads and checks path. Returns 0, or -1 with a message in err. */
 int ls_snapshot_load(const char *path, ls_snapshot_t *snap, char *err, size_t errlen);
 /* Parses bytes the caller owns; snap->data points into them (the fuzz target's entry). */
-int ls_snapshot_parse(const void *data, size_t size, ls_snapshot_t *snap, char *err,
-                      size_t errlen);
+int ls_snapshot_parse(const void *data, size_t size, ls_snapshot_t *snap, char *err, size_t errlen);
 void ls_snapshot_free(ls_snapshot_t *snap);
 
 const ls_snap_stack_t *ls_snapshot_stack(const ls_snapshot_t *snap, uint32_t id);

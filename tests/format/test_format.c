@@ -16,7 +16,7 @@ static int failures, checks;
         checks++;                                                                                  \
         if (!(c)) {                                                                                \
             failures++;                                                                            \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);                 \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);                  \
         }                                                                                          \
     } while (0)
 

@@ -78,10 +78,16 @@ int main(int argc, char **argv)
         for (int e = 0; e < edits; e++) {
             size_t at = len ? next() % len : 0;
             switch (next() % 6) {
-            case 0: buf[at] ^= (unsigned char)(1u << (next() % 8)); break;
-            case 1: buf[at] = (unsigned char)next(); break;
-            case 2: len = at; break; /* truncate */
-            case 3: /* an extreme little-endian u32 where a length or count may be */
+            case 0:
+                buf[at] ^= (unsigned char)(1u << (next() % 8));
+                break;
+            case 1:
+                buf[at] = (unsigned char)next();
+                break;
+            case 2:
+                len = at;
+                break; /* truncate */
+            case 3:    /* an extreme little-endian u32 where a length or count may be */
                 if (at + 4 <= len) {
                     uint32_t v = (next() & 1) ? 0xffffffffu : (uint32_t)next() % 64;
                     memcpy(buf + (at & ~(size_t)3), &v, 4);
