@@ -73,11 +73,20 @@ enum { LS_STATE_UNINIT = 0, LS_STATE_INITIALIZING = 1, LS_STATE_READY = 2, LS_ST
 
 extern ls_global_t ls__g LS_HIDDEN;
 
+#define LS_STACK_CACHE 256
+
 typedef struct ls_tls {
     int guard; /* nonzero while the agent runs on this thread: calls pass through */
     int inited;
     uintptr_t stack_lo, stack_hi;
     uint64_t truncated; /* stacks cut at max_frames on this thread */
+    /* Recent stacks of this thread: 64-bit hash of the frames -> depot id. A hit skips the
+     * shared depot (its bucket and node are cache misses); a false hit needs two distinct
+     * stacks with equal 64-bit hashes (odds ~1e-8 among a million stacks). */
+    struct {
+        uint64_t hash;
+        uint32_t id;
+    } stack_cache[LS_STACK_CACHE];
     ls_exit_state_t exit_state;
     int have_exit_state;
 } ls_tls_t;
@@ -151,7 +160,8 @@ bool ls__bm_test(uintptr_t p) LS_HIDDEN;
 size_t ls__bm_foreach(void (*fn)(uintptr_t p, void *ctx), void *ctx) LS_HIDDEN;
 
 /* ---- stack depot (ls_stackdepot.c) ----------------------------------------------------------- */
-uint32_t ls__depot_intern(const uintptr_t *pcs, size_t n) LS_HIDDEN;
+uint64_t ls__depot_hash(const uintptr_t *pcs, size_t n) LS_HIDDEN;
+uint32_t ls__depot_intern(const uintptr_t *pcs, size_t n, uint64_t hash64) LS_HIDDEN;
 /* Frames of id; returns count, *pcs points into the depot (valid forever). */
 size_t ls__depot_get(uint32_t id, const uintptr_t **pcs) LS_HIDDEN;
 uint32_t ls__depot_next_id(void) LS_HIDDEN; /* ids are handed out in increasing order */

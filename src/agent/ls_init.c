@@ -291,6 +291,15 @@ void ls__at_exit(int reason, int status, int signo, const ls_exit_state_t *st)
         run_freeres();
         ls__tls.guard++;
     }
+    if (ls__g.opt.verbose) {
+        ls_uw_stats_t us;
+        ls__unwind_stats(&us);
+        ls__log("stacks: %llu distinct, %llu cut at max_frames=%zu on this thread; unwind rule "
+                "cache %llu hits, %llu misses; %llu frames reused from previous walks",
+                (unsigned long long)ls__depot_count(), (unsigned long long)ls__tls.truncated,
+                ls__g.max_frames, (unsigned long long)us.hits, (unsigned long long)us.misses,
+                (unsigned long long)ls__unwind_reused_frames());
+    }
     ls_check_result_t res;
     if (ls__check_run(&res, ls__g.opt.leak_check, st) == 0) {
         char path[4096];

@@ -535,8 +535,8 @@ int ls__check_run(ls_check_result_t *res, bool classify, const ls_exit_state_t *
             push(&c, (uint32_t)i);
             process_stack(&c, (long)i);
         }
-        res->checked = true;
     }
+    res->checked = classify; /* also with no live block at all: "nothing leaked" is a verdict */
     ls__stopworld_resume();
     ls__modules_unlock();
     ls__spin_unlock(&ls__g.check_lock);

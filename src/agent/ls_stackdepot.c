@@ -10,6 +10,7 @@
  * kernel's stackdepot; the code is ours.
  */
 #include "ls_agent.h"
+#include "ls_unwind.h"
 
 #include <string.h>
 
@@ -43,14 +44,11 @@ static inline ls_depot_node_t *node_of(uint32_t id)
     return (ls_depot_node_t *)(c + (off & (LS_DEPOT_CHUNK - 1)));
 }
 
-static inline uint32_t hash_frames(const uintptr_t *pcs, size_t n)
+uint64_t ls__depot_hash(const uintptr_t *pcs, size_t n)
 {
-    uint64_t h = 0x243f6a8885a308d3ull ^ n;
-    for (size_t i = 0; i < n; i++) {
-        h = (h ^ pcs[i]) * 0x9e3779b97f4a7c15ull;
-        h ^= h >> 29;
-    }
-    return (uint32_t)(h ^ (h >> 32));
+    uint64_t h = LS_STACK_HASH_SEED;
+    for (size_t i = n; i-- > 0;) h = ls__stack_hash_step(h, pcs[i]); /* outermost first */
+    return ls__stack_hash_final(h, n);
 }
 
 static LS_COLD bool depot_init(void)
@@ -85,11 +83,11 @@ static uint32_t node_alloc(size_t bytes)
     return id;
 }
 
-uint32_t ls__depot_intern(const uintptr_t *pcs, size_t n)
+uint32_t ls__depot_intern(const uintptr_t *pcs, size_t n, uint64_t hash64)
 {
     if (LS_UNLIKELY(!atomic_load_explicit(&init_done, memory_order_acquire)) && !depot_init())
         return 0;
-    uint32_t h = hash_frames(pcs, n);
+    uint32_t h = (uint32_t)(hash64 ^ (hash64 >> 32));
     size_t b = h & ((1u << LS_DEPOT_BUCKET_BITS) - 1);
     uint32_t head = atomic_load_explicit(&buckets[b], memory_order_acquire);
     for (uint32_t id = head; id;) {

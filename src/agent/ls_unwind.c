@@ -867,8 +867,67 @@ void ls__unwind_stats(ls_uw_stats_t *out)
 #define LS__OK(a) ((uintptr_t)(a)-lo <= span)
 #define LS__LD(a) (*(const ls__uw_word_t *)(a))
 
-size_t ls__unwind_fast(const ls_uw_frame_t *start, uintptr_t stack_hi, uintptr_t *pcs, size_t max)
+/*
+ * Reuse of the previous walk on this thread. Consecutive allocations share most of their outer
+ * frames; re-deriving each of them costs a rule probe. When the walk reaches a frame with the
+ * same CFA and return address as a frame of the previous walk, and every outer frame of that walk
+ * had an RSP-relative CFA rule (so its CFA follows from its return address alone), the outer
+ * part is the same if every return-address slot it was read from still holds the same value,
+ * and the slot that ended it (a zero) still does. Checking that is one load per frame instead of
+ * a probe, a rule and two loads. Frames with RBP-based, signal or unusual rules are never reused.
+ */
+#define LS_UW_REUSE_MAX 64
+/* One frame of the last walk, stored by depth from the OUTERMOST frame, so the outer frames two
+ * walks share stay in place and a reuse writes only the new inner frames. */
+typedef struct ls__uw_rec {
+    uintptr_t pc, cfa; /* cfa: UINTPTR_MAX at a final rule */
+    uintptr_t bp_in;   /* RBP when the frame's rule was applied */
+    uintptr_t bp_slot; /* where the caller's RBP was loaded from, or 0 */
+    uint64_t hsuf;     /* stack hash of depths 0..this one (outermost first) */
+    uint64_t ok;       /* reusable: RSP or RBP rule, or ended by a final rule */
+} ls__uw_rec_t;
+
+typedef struct ls__uw_walk {
+    uint64_t gen;
+    uint32_t adds;
+    uint32_t n;          /* frames recorded; 0 = not reusable (too deep, truncated) */
+    uint32_t ok_depth;   /* depths 0..ok_depth-1 are all reusable */
+    uint32_t why;        /* how the walk ended */
+    uintptr_t hi;        /* the stack bound it ran with */
+    uintptr_t zero_slot; /* ended by reading pc 0 here (0: ended otherwise) */
+    ls__uw_rec_t r[LS_UW_REUSE_MAX];
+} ls__uw_walk_t;
+
+static __thread ls__uw_walk_t ls__uw_last __attribute__((tls_model("initial-exec")));
+static __thread uint64_t ls__uw_reused __attribute__((tls_model("initial-exec")));
+
+/* The frames of w above depth d (depths d-1..0) are still on the stack as recorded? */
+static bool walk_still_valid(const ls__uw_walk_t *w, uint32_t d, uintptr_t lo, uintptr_t span)
 {
+    for (uint32_t k = d - 1; k-- > 0;) {
+        uintptr_t a = w->r[k + 1].cfa - 8;
+        if ((uintptr_t)(a - lo) > span || *(const ls__uw_word_t *)a != w->r[k].pc) return false;
+        uintptr_t b = w->r[k + 1].bp_slot;
+        if (b && ((uintptr_t)(b - lo) > span || *(const ls__uw_word_t *)b != w->r[k].bp_in))
+            return false;
+    }
+    if (w->zero_slot) {
+        uintptr_t a = w->zero_slot;
+        if ((uintptr_t)(a - lo) > span || *(const ls__uw_word_t *)a != 0) return false;
+    }
+    return true;
+}
+
+uint64_t ls__unwind_reused_frames(void)
+{
+    return ls__uw_reused;
+}
+
+static inline __attribute__((always_inline)) size_t unwind_fast(const ls_uw_frame_t *start,
+                                                                uintptr_t stack_hi, uintptr_t *pcs,
+                                                                size_t max, uint64_t *hash)
+{
+    uint64_t h = LS_STACK_HASH_SEED;
     ls__uw_slot_t *cache = __atomic_load_n(&ls__uw_cache, __ATOMIC_ACQUIRE);
     if (ls__unlikely(!cache)) {
         ls__unwind_init();
@@ -885,6 +944,28 @@ size_t ls__unwind_fast(const ls_uw_frame_t *start, uintptr_t stack_hi, uintptr_t
     enum { LS__STOP_OK, LS__STOP_NO_RULE, LS__STOP_BAD } why = LS__STOP_OK;
     bool retried = false;
     size_t n = 0;
+    /* Walk reuse, in the hashed (agent) variant only: ls__unwind_fast stays the plain
+     * reference the tests compare against. t_* keep this walk's frames until they are stored. */
+    const uint32_t adds = __atomic_load_n(&ls__uw_adds, __ATOMIC_RELAXED);
+    ls__uw_walk_t *w = hash ? &ls__uw_last : NULL;
+    ls__uw_walk_t *pw = NULL; /* w, when its last walk may be reused */
+    uint32_t dp = 0;          /* depth in pw of the frame compared next */
+    uintptr_t zero_slot = 0;
+    uintptr_t t_cfa[LS_UW_REUSE_MAX], t_bp_in[LS_UW_REUSE_MAX], t_bp_slot[LS_UW_REUSE_MAX];
+    uint8_t t_ok[LS_UW_REUSE_MAX];
+    if (w && w->n && w->gen == gen && w->adds == adds && w->hi == hi) {
+        pw = w;
+        dp = w->n - 1;
+    }
+#define LS__REC(cfa_, bp_in_, bp_slot_, ok_)                                                       \
+    do {                                                                                           \
+        if (w && n <= LS_UW_REUSE_MAX) {                                                           \
+            t_cfa[n - 1] = (cfa_);                                                                 \
+            t_bp_in[n - 1] = (bp_in_);                                                             \
+            t_bp_slot[n - 1] = (bp_slot_);                                                         \
+            t_ok[n - 1] = (ok_);                                                                   \
+        }                                                                                          \
+    } while (0)
 
     /* Register use matters here: the loop is one dependent chain pc -> set -> rule -> CFA ->
      * next pc. A lost RBP is kept as bp = 0, which fails the checks of any rule that needs it. */
@@ -893,6 +974,7 @@ size_t ls__unwind_fast(const ls_uw_frame_t *start, uintptr_t stack_hi, uintptr_t
         if (n == max) break;
         if (ls__unlikely(pc - 1 >= LS_UW_ADDR_LIMIT - 1)) { /* vsyscall page or garbage */
             why = LS__STOP_NO_RULE;
+            LS__REC(UINTPTR_MAX, 0, 0, 1);
             break;
         }
         key = (uint64_t)pc << 1 | gen; /* exact bit 0: pc is a return address */
@@ -904,6 +986,7 @@ size_t ls__unwind_fast(const ls_uw_frame_t *start, uintptr_t stack_hi, uintptr_t
         }
     dispatch:;
         const unsigned kind = LS__R_KIND(rule);
+        const uintptr_t bp_used = bp;
         uintptr_t cfa;
         if (ls__likely(kind == LS__K_RSP)) {
             cfa = sp + LS__R_OFF(rule);
@@ -921,6 +1004,7 @@ size_t ls__unwind_fast(const ls_uw_frame_t *start, uintptr_t stack_hi, uintptr_t
             if (!LS__OK(a_ip) || !LS__OK(a_sp) || !LS__OK(a_bp)) goto bad;
             uintptr_t nsp = LS__LD(a_sp);
             if (nsp <= sp) goto bad;
+            LS__REC(nsp, bp, 0, 0);
             pc = LS__LD(a_ip);
             bp = LS__LD(a_bp);
             sp = nsp;
@@ -929,12 +1013,14 @@ size_t ls__unwind_fast(const ls_uw_frame_t *start, uintptr_t stack_hi, uintptr_t
             if (n == max) break;
             if (pc >= LS_UW_ADDR_LIMIT) {
                 why = LS__STOP_NO_RULE;
+                LS__REC(UINTPTR_MAX, bp, 0, 0);
                 break;
             }
             /* The interrupted PC is not a return address: its rule is the one at pc itself. */
             key = (uint64_t)pc << 1 | 1 | gen;
             goto probe;
         } else if (kind == LS__K_END) {
+            LS__REC(UINTPTR_MAX, bp, 0, 1);
             break;
         } else if (kind == LS__K_GENERAL) {
             /* Return address not at CFA-8: never seen on x86-64, handled apart from the fast
@@ -961,6 +1047,7 @@ size_t ls__unwind_fast(const ls_uw_frame_t *start, uintptr_t stack_hi, uintptr_t
                 goto dispatch;
             }
             why = LS__STOP_NO_RULE;
+            LS__REC(UINTPTR_MAX, bp, 0, 1);
             break;
         }
         /* The CFA must move up the stack, and the slots we read must lie on it. */
@@ -968,17 +1055,79 @@ size_t ls__unwind_fast(const ls_uw_frame_t *start, uintptr_t stack_hi, uintptr_t
         pc = LS__LD(cfa - 8);
     rbp:;
         const unsigned bpm = LS__R_BPM(rule);
+        uintptr_t bp_slot = 0;
         if (bpm != LS__BP_SAME) {
             uintptr_t a_bp = (bpm == LS__BP_CFA ? cfa : bp) + LS__R_BP(rule);
-            bp = bpm != LS__BP_LOST && LS__OK(a_bp) ? LS__LD(a_bp) : 0;
+            bool ok = bpm != LS__BP_LOST && LS__OK(a_bp);
+            bp = ok ? LS__LD(a_bp) : 0;
+            bp_slot = ok ? a_bp : 0;
         }
         sp = cfa;
+        LS__REC(cfa, bp_used, bp_slot, kind == LS__K_RSP || kind == LS__K_RBP);
+        if (!pc) zero_slot = cfa - 8;
+        if (pw && pc) {
+            while (dp > 0 && pw->r[dp].cfa < cfa) dp--;
+            if (dp > 0 && pw->r[dp].cfa == cfa && pw->r[dp].pc == pcs[n - 1] &&
+                pw->r[dp - 1].pc == pc && pw->r[dp - 1].bp_in == bp && dp <= pw->ok_depth &&
+                n + dp < max && n + dp <= LS_UW_REUSE_MAX) {
+                if (walk_still_valid(pw, dp, lo, span)) goto reuse;
+                pw = NULL; /* the stack changed under it: walk the rest */
+            }
+        }
     }
     if (0) {
     bad:
         why = LS__STOP_BAD;
+        if (n) LS__REC(UINTPTR_MAX, bp, 0, 0);
     }
-
+    if (w) {
+        /* Store this walk by depth from the outermost frame; the hash runs the same way, so a
+         * reuse continues it from the stored prefix instead of rehashing the shared frames. */
+        uint32_t base = 0; /* depths below base are the previous walk's, kept in place */
+        size_t inner = n;  /* frames of this walk to store, innermost last */
+        if (0) {
+        reuse:
+            base = dp;
+            inner = n;
+            for (uint32_t k = dp; k-- > 0;) pcs[n++] = pw->r[k].pc;
+            ls__uw_reused += dp;
+            why = (int)pw->why;
+            zero_slot = pw->zero_slot;
+        }
+        if (n <= LS_UW_REUSE_MAX && n < max) {
+            h = base ? w->r[base - 1].hsuf : LS_STACK_HASH_SEED;
+            uint32_t ok = base ? base : 0; /* with a reuse, depths < base were all reusable */
+            bool run = base == 0 || base <= w->ok_depth;
+            for (size_t i = inner; i-- > 0;) {
+                uint32_t d = (uint32_t)(base + (inner - 1 - i));
+                ls__uw_rec_t *r = &w->r[d];
+                h = ls__stack_hash_step(h, pcs[i]);
+                r->pc = pcs[i];
+                r->cfa = t_cfa[i];
+                r->bp_in = t_bp_in[i];
+                r->bp_slot = t_bp_slot[i];
+                r->ok = t_ok[i];
+                r->hsuf = h;
+                if (run && t_ok[i])
+                    ok = d + 1;
+                else
+                    run = false;
+            }
+            w->n = (uint32_t)n;
+            w->ok_depth = ok;
+            w->gen = gen;
+            w->adds = adds;
+            w->hi = hi;
+            w->why = (uint32_t)why;
+            w->zero_slot = zero_slot;
+        } else {
+            w->n = 0; /* too deep or cut at max: its outer frames are unknown */
+            h = LS_STACK_HASH_SEED;
+            for (size_t i = n; i-- > 0;) h = ls__stack_hash_step(h, pcs[i]);
+        }
+    }
+#undef LS__REC
+    if (hash) *hash = ls__stack_hash_final(h, n);
     ls__uw_ctr_t *ctr = ls__uw_my_ctr();
     ls__uw_count(&ctr->hits, probes - misses);
     if (ls__unlikely(misses | why)) {
@@ -987,6 +1136,17 @@ size_t ls__unwind_fast(const ls_uw_frame_t *start, uintptr_t stack_hi, uintptr_t
         __atomic_add_fetch(&ctr->bad_cfa, why == LS__STOP_BAD, __ATOMIC_RELAXED);
     }
     return n;
+}
+
+size_t ls__unwind_fast(const ls_uw_frame_t *start, uintptr_t stack_hi, uintptr_t *pcs, size_t max)
+{
+    return unwind_fast(start, stack_hi, pcs, max, NULL);
+}
+
+size_t ls__unwind_fast_hashed(const ls_uw_frame_t *start, uintptr_t stack_hi, uintptr_t *pcs,
+                              size_t max, uint64_t *hash)
+{
+    return unwind_fast(start, stack_hi, pcs, max, hash);
 }
 
 size_t ls__unwind_fp(const ls_uw_frame_t *start, uintptr_t stack_hi, uintptr_t *pcs, size_t max)

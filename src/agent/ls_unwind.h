@@ -98,4 +98,29 @@ typedef struct ls_uw_stats {
 } ls_uw_stats_t;
 void ls__unwind_stats(ls_uw_stats_t *out);
 
+/*
+ * The stack depot's 64-bit hash of a list of PCs, folded frame by frame from the OUTERMOST
+ * frame in (pcs[n-1] first), so a walk that shares its outer frames with the previous one
+ * continues the hash from where they end (ls__unwind_fast_hashed); ls__depot_hash computes the
+ * same value over a finished list.
+ */
+#define LS_STACK_HASH_SEED 0x243f6a8885a308d3ull
+static inline uint64_t ls__stack_hash_step(uint64_t h, uintptr_t pc)
+{
+    h = (h ^ pc) * 0x9e3779b97f4a7c15ull;
+    return h ^ (h >> 29);
+}
+static inline uint64_t ls__stack_hash_final(uint64_t h, size_t n)
+{
+    h = (h ^ n) * 0xff51afd7ed558ccdull;
+    return h ^ (h >> 32);
+}
+
+/* ls__unwind_fast, also returning ls__stack_hash_final of the PCs it wrote in *hash. */
+size_t ls__unwind_fast_hashed(const ls_uw_frame_t *start, uintptr_t stack_hi, uintptr_t *pcs,
+                              size_t max, uint64_t *hash);
+
+/* Frames the hashed variant took over from the previous walk of this thread (statistics). */
+uint64_t ls__unwind_reused_frames(void);
+
 #endif
