@@ -285,12 +285,14 @@ void ls__at_exit(int reason, int status, int signo, const ls_exit_state_t *st)
     if (!st && ls__tls.have_exit_state) st = &ls__tls.exit_state;
     if (reason == LS_REASON_EXIT && atomic_load(&ls__g.have_exit_status))
         status = ls__g.exit_status;
+    uint64_t t0 = ls__now_ns();
     if (reason == LS_REASON_EXIT && ls__at_exit_allows_freeres && ls__g.opt.freeres &&
         ls__g.opt.leak_check) {
         ls__tls.guard--; /* what freeres frees must leave the bitmap */
         run_freeres();
         ls__tls.guard++;
     }
+    uint64_t t1 = ls__now_ns();
     if (ls__g.opt.verbose) {
         ls_uw_stats_t us;
         ls__unwind_stats(&us);
@@ -304,9 +306,13 @@ void ls__at_exit(int reason, int status, int signo, const ls_exit_state_t *st)
     if (ls__check_run(&res, ls__g.opt.leak_check, st) == 0) {
         char path[4096];
         ls__output_path(path, sizeof(path), NULL);
+        uint64_t t2 = ls__now_ns();
         if (ls__snapshot_write(path, &res, reason, status, signo) == 0 && ls__g.opt.summary &&
             res.checked)
             print_summary(&res, path);
+        if (ls__g.opt.verbose)
+            ls__log("exit: freeres %.1f ms, check %.1f ms (%zu blocks), snapshot %.1f ms",
+                    (t1 - t0) / 1e6, (t2 - t1) / 1e6, res.n, (ls__now_ns() - t2) / 1e6);
         ls__check_free(&res);
     }
     ls__tls.guard--;
