@@ -43,6 +43,7 @@ typedef struct scan_ctx {
     size_t n;
     uintptr_t min_addr, max_end;
     uint8_t *state, *heur;
+    uint8_t *vt; /* VT_*: is the block's first word a vtable pointer (multipleinheritance) */
     uint32_t *clique;
     uint32_t *stack; /* mark stack */
     size_t sp, cap;
@@ -53,6 +54,10 @@ typedef struct scan_ctx {
     ls_range_t *excl;
     size_t nexcl;
     uint64_t root_bytes;
+    /* page index: page number -> first block overlapping that page (open addressing) */
+    uint64_t *pidx_key; /* page + 1; 0 = empty */
+    uint32_t *pidx_val;
+    size_t pidx_mask;
     uintptr_t cur_root; /* verbose=3: address of the root word being scanned, for the log */
     bool debug;
 } scan_ctx_t;
@@ -64,11 +69,38 @@ static inline size_t bsize(const ls_block_t *b)
     return (size_t)(b->size_flags & LS_SIZE_MASK);
 }
 
-/* Index of the block containing v, or -1. valgrind: a 0-byte block contains its start. */
+static inline size_t pidx_slot(uint64_t page, size_t mask)
+{
+    return (size_t)((page * 0x9e3779b97f4a7c15ull) >> 20) & mask;
+}
+
+/* The first block overlapping page, or -1 when no block touches it. */
+static inline long pidx_get(const scan_ctx_t *c, uint64_t page)
+{
+    for (size_t i = pidx_slot(page, c->pidx_mask);; i = (i + 1) & c->pidx_mask) {
+        uint64_t k = c->pidx_key[i];
+        if (k == page + 1) return c->pidx_val[i];
+        if (!k) return -1;
+    }
+}
+
+/*
+ * Index of the block containing v, or -1. valgrind: a 0-byte block contains its start.
+ * With the page index (built once per scan), a word whose page no block touches is rejected by
+ * one probe, and the search runs only between the first blocks of its page and the next page;
+ * without it (while the index is not built yet), a binary search over all blocks.
+ */
 static inline long find_block(const scan_ctx_t *c, uintptr_t v)
 {
     if (v < c->min_addr || v >= c->max_end) return -1;
     size_t lo = 0, hi = c->n;
+    if (c->pidx_key) {
+        long first = pidx_get(c, v >> 12);
+        if (first < 0) return -1;
+        lo = (size_t)first;
+        long next = pidx_get(c, (v >> 12) + 1);
+        if (next >= 0) hi = (size_t)next + 1;
+    }
     while (hi - lo > 1) {
         size_t mid = (lo + hi) / 2;
         if (c->b[mid].addr <= v)
@@ -80,6 +112,44 @@ static inline long find_block(const scan_ctx_t *c, uintptr_t v)
     size_t sz = bsize(b);
     if (v >= b->addr && (v < b->addr + sz || (sz == 0 && v == b->addr))) return (long)lo;
     return -1;
+}
+
+/* Builds the page index over the sorted blocks. Blocks come in address order, so the pages
+ * they touch come in nondecreasing order and each page is entered once, for its first block. */
+static void pidx_build(scan_ctx_t *c, void *mem, size_t cap)
+{
+    c->pidx_key = mem;
+    c->pidx_val = (uint32_t *)((char *)mem + cap * sizeof(uint64_t));
+    c->pidx_mask = cap - 1;
+    uint64_t last = UINT64_MAX;
+    for (size_t i = 0; i < c->n; i++) {
+        size_t sz = bsize(&c->b[i]);
+        uint64_t p0 = c->b[i].addr >> 12, p1 = (c->b[i].addr + (sz ? sz - 1 : 0)) >> 12;
+        for (uint64_t p = (last != UINT64_MAX && p0 <= last) ? last + 1 : p0; p <= p1; p++) {
+            size_t s = pidx_slot(p, c->pidx_mask);
+            while (c->pidx_key[s]) s = (s + 1) & c->pidx_mask;
+            c->pidx_key[s] = p + 1;
+            c->pidx_val[s] = (uint32_t)i;
+            last = p;
+        }
+    }
+}
+
+/* How many pages the (sorted) blocks touch, for sizing the page index. */
+static size_t pidx_pages(const ls_block_t *b, size_t n)
+{
+    size_t pages = 0;
+    uint64_t last = UINT64_MAX;
+    for (size_t i = 0; i < n; i++) {
+        size_t sz = bsize(&b[i]);
+        uint64_t p0 = b[i].addr >> 12, p1 = (b[i].addr + (sz ? sz - 1 : 0)) >> 12;
+        if (last != UINT64_MAX && p0 <= last) p0 = last + 1;
+        if (p1 >= p0) {
+            pages += p1 - p0 + 1;
+            last = p1;
+        }
+    }
+    return pages;
 }
 
 static const ls_mapping_t *find_map(const scan_ctx_t *c, uintptr_t a)
@@ -129,6 +199,9 @@ static bool is_vtable(const scan_ctx_t *c, uintptr_t p)
     return false;
 }
 
+/* c->vt per block: whether the block's first word is a vtable pointer (0 = not known yet). */
+enum { VT_UNKNOWN = 0, VT_YES = 1, VT_NO = 2 };
+
 static bool heuristic_reachable(const scan_ctx_t *c, uintptr_t ptr, const ls_block_t *b)
 {
     size_t sz = bsize(b);
@@ -144,12 +217,19 @@ static bool heuristic_reachable(const scan_ctx_t *c, uintptr_t ptr, const ls_blo
     if (ptr == b->addr + 8 && sz >= 8 && w[0] > 0 && sz - 8 == w[0]) return true;
     /* newarray: {u64 count, elements}, ptr at the elements (C++ new[] with destructors) */
     if (ptr == b->addr + 8 && sz >= 8 && w[0] > 0 && (sz - 8) % w[0] == 0) return true;
-    /* multipleinheritance: ptr at a secondary vtable pointer inside the object */
+    /* multipleinheritance: ptr at a secondary vtable pointer inside the object. The block's own
+     * first word is checked first, once per block: reading the word at ptr is a cache miss
+     * for every interior pointer into a big block (perl's arenas), and mostly in vain. */
     if (ptr % 8 == 0 && sz >= 8 && ptr + 8 <= b->addr + sz) {
-        uintptr_t inner = *(const uintptr_t *)ptr, first = w[0];
-        if (inner % 8 == 0 && inner >= 4096 && first % 8 == 0 && first >= 4096 &&
-            is_vtable(c, inner) && is_vtable(c, first))
-            return true;
+        uint8_t *vt = &c->vt[b - c->b];
+        if (*vt == VT_UNKNOWN) {
+            uintptr_t first = w[0];
+            *vt = (first % 8 == 0 && first >= 4096 && is_vtable(c, first)) ? VT_YES : VT_NO;
+        }
+        if (*vt == VT_YES) {
+            uintptr_t inner = *(const uintptr_t *)ptr;
+            if (inner % 8 == 0 && inner >= 4096 && is_vtable(c, inner)) return true;
+        }
     }
     return false;
 }
@@ -399,7 +479,7 @@ int ls__check_run(ls_check_result_t *res, bool classify, const ls_exit_state_t *
     ls__bm_foreach(count_block, &cnt);
     size_t n = cnt.n;
     size_t cap = n + 16;
-    size_t bytes = 64 * 8 + cap * sizeof(ls_block_t) + cap * (1 + 1 + 1 + 1 + 4 + 4 * 3) +
+    size_t bytes = 64 * 8 + cap * sizeof(ls_block_t) + cap * (1 + 1 + 1 + 1 + 1 + 4 + 4 * 3) +
                    LS_MAX_MAPS * (sizeof(ls_mapping_t) + 1) + LS_MAX_EXCL * sizeof(ls_range_t) +
                    4096 * sizeof(ls_range_t) + 4096 * sizeof(ls_thread_rec_t) +
                    2048 * sizeof(ls_range_t) + 20 * 64;
@@ -420,6 +500,7 @@ int ls__check_run(ls_check_result_t *res, bool classify, const ls_exit_state_t *
     res->bflags = carve(&p, cap);
     c.state = carve(&p, cap);
     c.heur = carve(&p, cap);
+    c.vt = carve(&p, cap);
     res->leader = carve(&p, cap * 4);
     c.clique = carve(&p, cap * 4);
     c.cap = cap * 3;
@@ -456,14 +537,16 @@ int ls__check_run(ls_check_result_t *res, bool classify, const ls_exit_state_t *
             uintptr_t e = blocks[i].addr + (bsize(&blocks[i]) ? bsize(&blocks[i]) : 1);
             if (e > c.max_end) c.max_end = e;
         }
-        for (size_t i = 0; i < n; i++) {
-            uintptr_t e = blocks[i].addr + (bsize(&blocks[i]) ? bsize(&blocks[i]) : 1);
-            if (e > c.max_end) c.max_end = e;
-        }
         maps_collect_t mc = {&c, heaps, 0, 1024};
         ls__maps_foreach(collect_map, &mc);
         n = drop_dead_thread_tls(&c, blocks, n, trecs, ntrecs);
         c.n = res->n = n;
+        /* Page index at most half full; if it cannot be mapped, find_block binary-searches. */
+        size_t pages = pidx_pages(blocks, n), pcap = 1024;
+        while (pcap < 2 * pages) pcap <<= 1;
+        size_t pbytes = pcap * (sizeof(uint64_t) + sizeof(uint32_t));
+        void *pmem = ls__map(pbytes);
+        if (pmem) pidx_build(&c, pmem, pcap);
 
         /* Exclusions: the heap, agent memory, mmap'd chunks, all thread stacks (live stacks
          * are added back from their SP below). */
@@ -570,6 +653,8 @@ int ls__check_run(ls_check_result_t *res, bool classify, const ls_exit_state_t *
             res->leader[i] = l;
         }
     }
+    if (c.pidx_key)
+        ls__unmap(c.pidx_key, (c.pidx_mask + 1) * (sizeof(uint64_t) + sizeof(uint32_t)));
     res->root_bytes = c.root_bytes;
     res->scan_ns = ls__now_ns() - t0;
     return 0;
