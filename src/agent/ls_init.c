@@ -52,10 +52,11 @@ static const char *find_options_env(void)
     for (size_t i = 0; i < len;) {
         const char *e = env_buf + i;
         size_t elen = strnlen(e, len - i);
-        if (!strncmp(e, key, sizeof(key) - 1)) return e + sizeof(key) - 1;
+        if (!strncmp(e, key, sizeof(key) - 1) && i + elen < len) return e + sizeof(key) - 1;
         i += elen + 1;
     }
-    return NULL;
+    /* An environment larger than the buffer: libc's copy is the only complete one. */
+    return len >= sizeof(env_buf) - 1 ? getenv("LEAKSCOPE_OPTIONS") : NULL;
 }
 
 /* ---- fork -------------------------------------------------------------------------------------

@@ -531,14 +531,20 @@ int ls__check_run(ls_check_result_t *res, bool classify, const ls_exit_state_t *
         c.clique[i] = LS_NO_LEADER;
     }
 
+    maps_collect_t mc = {&c, heaps, 0, 1024};
     if (classify && n) {
         c.min_addr = blocks[0].addr;
         for (size_t i = 0; i < n; i++) {
             uintptr_t e = blocks[i].addr + (bsize(&blocks[i]) ? bsize(&blocks[i]) : 1);
             if (e > c.max_end) c.max_end = e;
         }
-        maps_collect_t mc = {&c, heaps, 0, 1024};
-        ls__maps_foreach(collect_map, &mc);
+        if (ls__maps_foreach(collect_map, &mc) < 0 || c.nmaps == 0) {
+            /* Without the address space's layout every block would look lost: no verdict. */
+            ls__error("leak check skipped: /proc/self/maps cannot be read");
+            classify = false;
+        }
+    }
+    if (classify && n) {
         n = drop_dead_thread_tls(&c, blocks, n, trecs, ntrecs);
         c.n = res->n = n;
         /* Page index at most half full; if it cannot be mapped, find_block binary-searches. */
