@@ -342,12 +342,19 @@ static int collect_map(const ls_mapping_t *m, void *ctx)
     if (!m->r || !m->w) return 0;
     bool heap = !strcmp(m->path, "[heap]");
     /* glibc thread arenas: HEAP_MAX_SIZE-aligned heaps starting with a heap_info
-     * {ar_ptr, prev, size, ...}; the first heap of an arena holds its malloc_state right after. */
-    if (!heap && !m->path[0] && m->lo % LS_HEAP_MAX == 0 && m->hi - m->lo >= 4096) {
-        const uintptr_t *hi = (const uintptr_t *)m->lo;
-        if (hi[2] && hi[2] <= LS_HEAP_MAX && hi[2] % 4096 == 0 &&
-            (hi[0] == m->lo + 48 || (hi[1] && hi[1] % LS_HEAP_MAX == 0)))
-            heap = true;
+     * {ar_ptr, prev, size, ...}; the first heap of an arena holds its malloc_state right after.
+     * The kernel merges neighbouring anonymous mappings with the same flags into one line of
+     * /proc/self/maps, so a heap may start anywhere inside one: try every aligned address. */
+    if (!heap && !m->path[0]) {
+        for (uintptr_t a = (m->lo + LS_HEAP_MAX - 1) & ~(uintptr_t)(LS_HEAP_MAX - 1);
+             a >= m->lo && a + 4096 <= m->hi; a += LS_HEAP_MAX) {
+            const uintptr_t *hi = (const uintptr_t *)a;
+            if (hi[2] && hi[2] <= LS_HEAP_MAX && hi[2] % 4096 == 0 &&
+                (hi[0] == a + 48 || (hi[1] && hi[1] % LS_HEAP_MAX == 0))) {
+                uintptr_t end = a + LS_HEAP_MAX < m->hi ? a + LS_HEAP_MAX : m->hi;
+                if (mc->nheaps < mc->maxheaps) mc->heaps[mc->nheaps++] = (ls_range_t){a, end};
+            }
+        }
     }
     /* Device mappings are never scanned (valgrind: reading them may hang), /dev/zero is; shared
      * anonymous memory shows as "/dev/zero (deleted)". */
