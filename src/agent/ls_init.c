@@ -98,14 +98,8 @@ static void fatal_handler(int sig, siginfo_t *si, void *ucv)
     (void)si;
     ls_exit_state_t st;
     memset(&st, 0, sizeof(st));
-    const ucontext_t *uc = ucv;
-    const greg_t *g = uc->uc_mcontext.gregs;
-    static const int gpr[16] = {REG_RAX, REG_RBX, REG_RCX, REG_RDX, REG_RSI, REG_RDI,
-                                REG_RBP, REG_RSP, REG_R8,  REG_R9,  REG_R10, REG_R11,
-                                REG_R12, REG_R13, REG_R14, REG_R15};
-    for (int i = 0; i < 16; i++) st.regs[i] = (uintptr_t)g[gpr[i]];
+    st.sp = ls__ucontext_regs(ucv, st.regs);
     st.nregs = 16;
-    st.sp = (uintptr_t)g[REG_RSP];
     st.interrupted = true;
     if (ls__tls.guard)
         ls__log("signal %d inside the agent; leak check skipped", sig);

@@ -52,14 +52,8 @@ static void stop_handler(int sig, siginfo_t *si, void *ucv)
     uint32_t s = atomic_load(&session);
     ls_parked_t *p = atomic_load(&released) != s ? slot_of((pid_t)syscall(SYS_gettid)) : NULL;
     if (p && atomic_load(&p->session) == s) {
-        const ucontext_t *uc = ucv;
-        const greg_t *g = uc->uc_mcontext.gregs;
-        static const int gpr[16] = {REG_RAX, REG_RBX, REG_RCX, REG_RDX, REG_RSI, REG_RDI,
-                                    REG_RBP, REG_RSP, REG_R8,  REG_R9,  REG_R10, REG_R11,
-                                    REG_R12, REG_R13, REG_R14, REG_R15};
-        for (int i = 0; i < 16; i++) p->regs[i] = (uintptr_t)g[gpr[i]];
+        p->sp = ls__ucontext_regs(ucv, p->regs);
         p->nregs = 16;
-        p->sp = (uintptr_t)g[REG_RSP];
         atomic_store(&p->state, LS_PARKED);
         for (;;) {
             uint32_t r = atomic_load(&released);

@@ -4,6 +4,20 @@
 
 #include "ls_agent.h"
 
+#include <ucontext.h>
+
+/* The 16 general registers of an interrupted thread (roots for the scan) from the ucontext its
+ * signal handler got; returns its stack pointer. Used by the stop and fatal-signal handlers. */
+static inline uintptr_t ls__ucontext_regs(const void *ucv, uintptr_t regs[16])
+{
+    static const int gpr[16] = {REG_RAX, REG_RBX, REG_RCX, REG_RDX, REG_RSI, REG_RDI,
+                                REG_RBP, REG_RSP, REG_R8,  REG_R9,  REG_R10, REG_R11,
+                                REG_R12, REG_R13, REG_R14, REG_R15};
+    const greg_t *g = ((const ucontext_t *)ucv)->uc_mcontext.gregs;
+    for (int i = 0; i < 16; i++) regs[i] = (uintptr_t)g[gpr[i]];
+    return (uintptr_t)g[REG_RSP];
+}
+
 #define LS_MAX_PARKED 8192
 
 enum { LS_SIGNALLED = 1, LS_PARKED = 2, LS_LEFT = 3, LS_GONE = 4 };
