@@ -21,6 +21,8 @@ extern "C" {
 int ls_agent_active(void) __attribute__((weak));
 long ls_agent_leak_check(const char *snapshot_path) __attribute__((weak));
 void ls_agent_ignore(const void *ptr) __attribute__((weak));
+long ls_agent_mark(const char *label) __attribute__((weak));
+int ls_agent_snapshot_write(const char *path) __attribute__((weak));
 
 /*
  * ls_active: nonzero when the agent is loaded and tracking allocations in this process.
@@ -48,6 +50,28 @@ static inline long ls_leak_check(const char *snapshot_path)
 static inline void ls_ignore(const void *ptr)
 {
     if (ls_agent_ignore) ls_agent_ignore(ptr);
+}
+
+/*
+ * ls_mark: places a named marker now (like `leakscope mark PID LABEL`). Snapshots list the
+ * markers, and `leakscope report --born-after LABEL --born-before LABEL2` shows what was
+ * allocated between two of them and is still alive. Labels are cut at 120 bytes. Returns the
+ * marker's number (1, 2, ...), or -1 when the agent is absent or its marker table is full.
+ */
+static inline long ls_mark(const char *label)
+{
+    return ls_agent_mark ? ls_agent_mark(label) : -1;
+}
+
+/*
+ * ls_snapshot_write: writes a snapshot of the live blocks now (like `leakscope snapshot PID`),
+ * to path, or with path NULL to the agent's snapshot_output pattern (leakscope.%p.%n.lsnap).
+ * Other threads are parked only while the blocks are copied. Returns 0, or -1 when the agent is
+ * absent or the snapshot could not be written (the reason is on stderr).
+ */
+static inline int ls_snapshot_write(const char *path)
+{
+    return ls_agent_snapshot_write ? ls_agent_snapshot_write(path) : -1;
 }
 
 #ifdef __cplusplus

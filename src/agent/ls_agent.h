@@ -67,6 +67,8 @@ typedef struct ls_global {
     _Atomic uint64_t agent_bytes;
     ls_exit_state_t exit_state;
     _Atomic int have_exit_state;
+    _Atomic pid_t control_tid; /* the control thread (ls_control.c): never parked, never a root */
+    bool glibc_heap;           /* the real allocator is glibc's: its chunk layout may be assumed */
 } ls_global_t;
 
 enum { LS_STATE_UNINIT = 0, LS_STATE_INITIALIZING = 1, LS_STATE_READY = 2, LS_STATE_DISABLED = 3 };
@@ -148,9 +150,18 @@ typedef struct ls_trailer {
 
 #define LS_TRAILER sizeof(ls_trailer_t)
 
+/* Birth stamps never go below this floor; markers raise it (ls_live.c explains why). */
+extern _Atomic uint32_t ls__birth_floor LS_HIDDEN;
 uint32_t ls__birth_now(void) LS_HIDDEN;
 /* The trailer of block p (ours: its bit is set), from the real allocator's usable size. */
 ls_trailer_t *ls__trailer(const void *p) LS_HIDDEN;
+
+/* While set, frees of tracked blocks are parked (ls_interpose.c): a live snapshot reads their
+ * trailers with the host running. begin: false when it cannot (no memory); end: frees the parked
+ * blocks, returns how many. One reader at a time (under check_lock). */
+extern _Atomic int ls__defer_frees LS_HIDDEN;
+bool ls__defer_begin(void) LS_HIDDEN;
+size_t ls__defer_end(void) LS_HIDDEN;
 
 /* ---- ownership bitmap (ls_bitmap.c) ---------------------------------------------------------- */
 bool ls__bm_init(void) LS_HIDDEN;
@@ -216,6 +227,7 @@ typedef struct ls_check_result {
     size_t n;
     size_t map_size; /* bytes mapped for the arrays above */
     uint64_t root_bytes, scan_ns;
+    uint64_t pause_ns; /* how long the other threads stayed parked */
     unsigned threads_stopped, threads_unresponsive;
     bool checked; /* reachability computed */
 } ls_check_result_t;
@@ -225,11 +237,52 @@ enum { LS_CHECK_EXIT, LS_CHECK_SIGNAL, LS_CHECK_LIVE };
  * self_sp/self_regs describe the calling thread's live stack and registers. */
 int ls__check_run(ls_check_result_t *res, bool classify, const ls_exit_state_t *self) LS_HIDDEN;
 void ls__check_free(ls_check_result_t *res) LS_HIDDEN;
-/* Writes a snapshot file atomically. */
+/* Writes a snapshot file atomically (PATH.tmp.PID, renamed). res->kind/bflags/leader may be NULL
+ * (a live collection: no verdicts). trigger names what asked for it (META trigger), seq is the
+ * live snapshot number (0 for exit). Returns 0 or an errno. */
 int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reason, int exit_status,
-                       int signo) LS_HIDDEN;
-/* Expands %p in the output option. */
+                       int signo, const char *trigger, uint64_t seq) LS_HIDDEN;
+/* Expands pattern into buf: %p = pid, %n = seq, %% = %. */
+void ls__snapshot_path(char *buf, size_t len, const char *pattern, uint64_t seq) LS_HIDDEN;
+/* Expands %p in the output option, then appends suffix (may be NULL). */
 void ls__output_path(char *buf, size_t len, const char *suffix) LS_HIDDEN;
+
+/* ---- live snapshots and markers (ls_live.c) -------------------------------------------------- */
+/* Lists the live blocks' addresses (address order) into out, at most cap; *missed counts the
+ * rest. Then fills in each block from its trailer. Both need a heap that holds still: the other
+ * threads parked, or (trailers) frees deferred. */
+size_t ls__collect_addrs(ls_block_t *out, size_t cap, size_t *missed) LS_HIDDEN;
+void ls__read_trailers(ls_block_t *out, size_t n) LS_HIDDEN;
+/* Copies the live blocks with the other threads parked only for the copy (res->pause_ns). */
+int ls__live_collect(ls_check_result_t *res) LS_HIDDEN;
+typedef struct ls_live_info {
+    uint64_t pause_ns;
+    size_t blocks;
+    char path[4096];
+    char error[256];
+} ls_live_info_t;
+/* Takes a snapshot of the running process into path (NULL: the snapshot_output pattern), with a
+ * leak check when asked. Returns 0, or -1 with info->error set. Not from a signal handler. */
+int ls__live_snapshot(const char *path, const char *trigger, bool leak_check,
+                      ls_live_info_t *info) LS_HIDDEN;
+uint64_t ls__snapshots_taken(void) LS_HIDDEN;
+/* Places a marker; returns its seq (1, 2, ...) or -1 when the table is full. */
+long ls__mark(const char *label, uint64_t *time_ns) LS_HIDDEN;
+uint32_t ls__markers_count(void) LS_HIDDEN;
+void ls__markers_after_fork_child(void) LS_HIDDEN;
+uint64_t ls__markers_dropped(void) LS_HIDDEN;
+void ls__markers_write(struct ls_fmt_writer *w) LS_HIDDEN;
+
+/* ---- control channel (ls_control.c) ---------------------------------------------------------- */
+/* Starts the control thread (socket, snapshot signal, interval snapshots) if the options ask for
+ * it. Called before main and in a fork child; idempotent per process. */
+void ls__control_start(void) LS_HIDDEN;
+void ls__control_after_fork_child(void) LS_HIDDEN;
+/* Exit path: waits for a request in flight, then keeps the thread from taking another (it goes
+ * dormant). Returns true when a control thread exists (the process has one thread more). */
+bool ls__control_quiesce(void) LS_HIDDEN;
+/* Removes this process's socket (exit path). */
+void ls__control_stop(void) LS_HIDDEN;
 /* The whole exit path: check, write, summary. Runs once per process image. */
 void ls__at_exit(int reason, int status, int signo, const ls_exit_state_t *st) LS_HIDDEN;
 

@@ -88,7 +88,9 @@ static void fork_child(void)
     ls__g.pid = getpid();
     atomic_store(&ls__g.exiting, 0);
     ls__threads_after_fork_child();
+    ls__markers_after_fork_child();
     ls__tls.guard--;
+    ls__control_after_fork_child();
 }
 
 /* ---- fatal signals -----------------------------------------------------------------------------
@@ -163,6 +165,9 @@ void ls__init(void)
         ls__tls.guard--;
         return;
     }
+    Dl_info di;
+    ls__g.glibc_heap = dladdr((void *)ls__real.malloc, &di) && di.dli_fname &&
+                       strstr(di.dli_fname, "/libc.so") != NULL;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     ls__g.start_realtime_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
@@ -236,7 +241,10 @@ static void print_summary(const ls_check_result_t *res, const char *path)
     ls__log("details: leakscope report %s", path);
 }
 
-/* Is this the only thread of the process? (/proc/self/status "Threads:") */
+static bool ls__control_thread_dormant;
+
+/* Is this the only thread of the process (the dormant control thread aside)?
+ * (/proc/self/status "Threads:") */
 static bool single_threaded(void)
 {
     char buf[4096];
@@ -250,7 +258,8 @@ static bool single_threaded(void)
     if (!t) return false;
     t += 9;
     while (*t == ' ' || *t == '\t') t++;
-    return t[0] == '1' && (t[1] == '\n' || t[1] == 0);
+    char want = ls__control_thread_dormant ? '2' : '1';
+    return t[0] == want && (t[1] == '\n' || t[1] == 0);
 }
 
 /*
@@ -277,6 +286,7 @@ void ls__at_exit(int reason, int status, int signo, const ls_exit_state_t *st)
     if (getpid() != ls__g.pid) return; /* a vfork/clone child sharing our memory */
     if (atomic_exchange(&ls__g.exiting, 1)) return;
     ls__tls.guard++;
+    ls__control_thread_dormant = ls__control_quiesce();
     if (!st && ls__tls.have_exit_state) st = &ls__tls.exit_state;
     if (reason == LS_REASON_EXIT && atomic_load(&ls__g.have_exit_status))
         status = ls__g.exit_status;
@@ -302,14 +312,16 @@ void ls__at_exit(int reason, int status, int signo, const ls_exit_state_t *st)
         char path[4096];
         ls__output_path(path, sizeof(path), NULL);
         uint64_t t2 = ls__now_ns();
-        if (ls__snapshot_write(path, &res, reason, status, signo) == 0 && ls__g.opt.summary &&
-            res.checked)
+        if (ls__snapshot_write(path, &res, reason, status, signo,
+                               reason == LS_REASON_EXIT ? "exit" : "signal", 0) == 0 &&
+            ls__g.opt.summary && res.checked)
             print_summary(&res, path);
         if (ls__g.opt.verbose)
             ls__log("exit: freeres %.1f ms, check %.1f ms (%zu blocks), snapshot %.1f ms",
                     (t1 - t0) / 1e6, (t2 - t1) / 1e6, res.n, (ls__now_ns() - t2) / 1e6);
         ls__check_free(&res);
     }
+    ls__control_stop();
     ls__tls.guard--;
 }
 
@@ -389,6 +401,7 @@ static ls_main_fn real_main;
 
 static int main_wrapper(int argc, char **argv, char **envp)
 {
+    ls__control_start(); /* here: libc is fully up, the host has not started its threads yet */
     int r = real_main(argc, argv, envp);
     uintptr_t none[1] = {0};
     record_exit(r, (uintptr_t)__builtin_frame_address(0) + 16, none, 0);
@@ -501,7 +514,7 @@ LS_EXPORT long ls_agent_leak_check(const char *snapshot_path)
         for (size_t i = 0; i < res.n; i++)
             if (res.kind[i] == LS_KIND_DEFINITELY || res.kind[i] == LS_KIND_INDIRECTLY)
                 lost += (long)(res.blocks[i].size_flags & LS_SIZE_MASK);
-        if (ls__snapshot_write(path, &res, LS_REASON_LIVE, 0, 0)) lost = -1;
+        if (ls__snapshot_write(path, &res, LS_REASON_LIVE, 0, 0, "leak_check", 0)) lost = -1;
         ls__check_free(&res);
     }
     ls__tls.guard--;

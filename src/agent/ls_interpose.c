@@ -17,9 +17,11 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 ls_real_t ls__real;
@@ -85,6 +87,8 @@ static LS_COLD void free_untracked(void *p)
 /* ---- tracking ----------------------------------------------------------------------------------
  */
 
+_Atomic uint32_t ls__birth_floor;
+
 uint32_t ls__birth_now(void)
 {
     /* The coarse clock is a vDSO read of a jiffy-updated value: a few ns, ~4 ms resolution,
@@ -92,7 +96,11 @@ uint32_t ls__birth_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     uint64_t ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-    return (uint32_t)((ns - ls__g.start_mono_ns) >> 20);
+    /* The coarse clock lags the precise one the start time was read from by up to a tick. */
+    uint64_t since = ns > ls__g.start_mono_ns ? ns - ls__g.start_mono_ns : 0;
+    uint32_t t = (uint32_t)(since >> 20);
+    uint32_t floor = atomic_load_explicit(&ls__birth_floor, memory_order_relaxed);
+    return t > floor ? t : floor;
 }
 
 ls_trailer_t *ls__trailer(const void *p)
@@ -120,6 +128,67 @@ static inline bool size_ok(size_t size)
     return false;
 }
 
+/* ---- deferred frees ---------------------------------------------------------------------------
+ * A live snapshot reads the trailers of the blocks it listed while the host runs on
+ * (ls_live.c). Meanwhile a free of one of ours is parked here instead of reaching the real
+ * allocator, so no listed block's memory is reused or unmapped under the reader; the reader frees
+ * them all when it is done. The host pays one load of a read-mostly flag per free.
+ *
+ * Ordering: the free path clears the block's bit (a locked RMW) before it reads the flag, and the
+ * reader sets the flag (seq_cst) before it reads the bits; so a free the reader can still see as
+ * live is one that sees the flag. Turning deferral off is the mirror image: a freeing thread
+ * announces itself (inflight) before it reads the flag, and the reader waits for inflight to
+ * drop to zero after clearing the flag and before draining.
+ */
+#define LS_DEFER_CAP (1u << 20) /* 8 MiB of address space, touched only as frees arrive */
+_Alignas(64) _Atomic int ls__defer_frees;
+static _Alignas(64) _Atomic int defer_inflight;
+static _Atomic size_t defer_n;
+static void **defer_buf;
+
+/* Returns true when p was parked (the caller must not free it). */
+static LS_COLD bool defer_free(void *p)
+{
+    atomic_fetch_add(&defer_inflight, 1);
+    bool parked = false;
+    if (atomic_load(&ls__defer_frees)) {
+        size_t i = atomic_fetch_add(&defer_n, 1);
+        if (i < LS_DEFER_CAP) {
+            defer_buf[i] = p;
+            parked = true;
+        } else {
+            /* Full: wait the reader out (tens of ms), then free normally. */
+            while (atomic_load(&ls__defer_frees)) sched_yield();
+        }
+    }
+    atomic_fetch_sub(&defer_inflight, 1);
+    return parked;
+}
+
+bool ls__defer_begin(void)
+{
+    if (!defer_buf) defer_buf = ls__map(LS_DEFER_CAP * sizeof(void *));
+    if (!defer_buf) return false;
+    atomic_store(&defer_n, 0);
+    atomic_store(&ls__defer_frees, 1);
+    return true;
+}
+
+size_t ls__defer_end(void)
+{
+    atomic_store(&ls__defer_frees, 0);
+    while (atomic_load(&defer_inflight)) sched_yield();
+    size_t n = atomic_load(&defer_n);
+    if (n > LS_DEFER_CAP) n = LS_DEFER_CAP;
+    for (size_t i = 0; i < n; i++) ls__real.free(defer_buf[i]);
+    atomic_store(&defer_n, 0);
+    /* A free-heavy host filled much of it: give the pages back (the first 512 KiB stay). */
+    if (n > (64u << 10))
+        madvise(defer_buf + (64u << 10), (LS_DEFER_CAP - (64u << 10)) * sizeof(void *),
+                MADV_DONTNEED);
+    return n;
+}
+
 /* ---- the interposers ----------------------------------------------------------------------- */
 LS_EXPORT void *malloc(size_t size)
 {
@@ -142,6 +211,9 @@ LS_EXPORT void free(void *p)
     if (LS_UNLIKELY(is_boot(p))) return;
     if (LS_UNLIKELY(!ls__bm_test_clear((uintptr_t)p)))
         atomic_fetch_add_explicit(&ls__g.unknown_frees, 1, memory_order_relaxed);
+    else if (LS_UNLIKELY(atomic_load_explicit(&ls__defer_frees, memory_order_relaxed)) &&
+             defer_free(p))
+        return;
     free_untracked(p);
 }
 
@@ -175,6 +247,20 @@ static LS_COLD void *realloc_from_boot(void *p, size_t size)
     return q;
 }
 
+/* realloc while a snapshot reads trailers: p must stay where it is, so move by hand. */
+static LS_COLD void *realloc_deferred(void *p, size_t size, const ls_uw_frame_t *f)
+{
+    size_t old = ls__trailer(p)->size_flags & LS_SIZE_MASK;
+    void *q = size ? ls__real.malloc(size + LS_TRAILER) : NULL;
+    if (size && !q) {
+        ls__bm_set((uintptr_t)p); /* failed: the old block is untouched and still ours */
+        return NULL;
+    }
+    if (q) memcpy(q, p, old < size ? old : size);
+    if (!defer_free(p)) ls__real.free(p);
+    return q ? track(q, size, f) : NULL;
+}
+
 /* realloc for every caller; f == NULL when the agent is busy on this thread (no stack then).
  * glibc frees on realloc(p, 0) and returns NULL; so do we. */
 static void *realloc_common(void *p, size_t size, const ls_uw_frame_t *f)
@@ -184,6 +270,8 @@ static void *realloc_common(void *p, size_t size, const ls_uw_frame_t *f)
         return q ? track(q, size, f) : NULL;
     }
     if (!ls__bm_test_clear((uintptr_t)p)) return ls__real.realloc(p, size); /* foreign */
+    if (LS_UNLIKELY(atomic_load_explicit(&ls__defer_frees, memory_order_relaxed)))
+        return realloc_deferred(p, size, f);
     if (size == 0) {
         ls__real.free(p);
         return NULL;

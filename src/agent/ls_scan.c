@@ -450,19 +450,45 @@ static void count_block(uintptr_t p, void *ctx)
     ((collect_t *)ctx)->n++;
 }
 
-static void copy_block(uintptr_t p, void *ctx)
+static void *carve(char *base, size_t *off, size_t bytes)
 {
-    collect_t *c = ctx;
-    if (c->n >= c->cap) return;
-    const ls_trailer_t *t = ls__trailer((const void *)p);
-    c->out[c->n++] = (ls_block_t){p, t->size_flags, t->stack, t->birth};
+    void *r = base ? base + *off : NULL;
+    *off += (bytes + 63) & ~(size_t)63;
+    return r;
 }
 
-static void *carve(char **p, size_t bytes)
+typedef struct check_arrays {
+    ls_block_t *blocks;
+    uint8_t *kind, *bflags, *state, *heur, *vt;
+    uint32_t *leader, *clique, *stack;
+    ls_mapping_t *maps;
+    bool *map_file;
+    ls_range_t *excl, *agent, *heaps, *live;
+    ls_thread_rec_t *trecs;
+} check_arrays_t;
+
+/* Lays out every array of a check for cap blocks from mem; returns the bytes used. With mem ==
+ * NULL it only measures, so the mapping and the layout can never disagree. */
+static size_t carve_check_arrays(char *mem, size_t cap, check_arrays_t *a)
 {
-    void *r = *p;
-    *p += (bytes + 63) & ~(size_t)63;
-    return r;
+    size_t off = 0;
+    a->blocks = carve(mem, &off, cap * sizeof(ls_block_t));
+    a->kind = carve(mem, &off, cap);
+    a->bflags = carve(mem, &off, cap);
+    a->state = carve(mem, &off, cap);
+    a->heur = carve(mem, &off, cap);
+    a->vt = carve(mem, &off, cap);
+    a->leader = carve(mem, &off, cap * 4);
+    a->clique = carve(mem, &off, cap * 4);
+    a->stack = carve(mem, &off, cap * 3 * 4);
+    a->maps = carve(mem, &off, LS_MAX_MAPS * sizeof(ls_mapping_t));
+    a->map_file = carve(mem, &off, LS_MAX_MAPS);
+    a->excl = carve(mem, &off, LS_MAX_EXCL * sizeof(ls_range_t));
+    a->agent = carve(mem, &off, 4096 * sizeof(ls_range_t));
+    a->trecs = carve(mem, &off, 4096 * sizeof(ls_thread_rec_t));
+    a->heaps = carve(mem, &off, 1024 * sizeof(ls_range_t));
+    a->live = carve(mem, &off, 1024 * sizeof(ls_range_t));
+    return off;
 }
 
 int ls__check_run(ls_check_result_t *res, bool classify, const ls_exit_state_t *self)
@@ -486,10 +512,11 @@ int ls__check_run(ls_check_result_t *res, bool classify, const ls_exit_state_t *
     ls__bm_foreach(count_block, &cnt);
     size_t n = cnt.n;
     size_t cap = n + 16;
-    size_t bytes = 64 * 8 + cap * sizeof(ls_block_t) + cap * (1 + 1 + 1 + 1 + 1 + 4 + 4 * 3) +
-                   LS_MAX_MAPS * (sizeof(ls_mapping_t) + 1) + LS_MAX_EXCL * sizeof(ls_range_t) +
-                   4096 * sizeof(ls_range_t) + 4096 * sizeof(ls_thread_rec_t) +
-                   2048 * sizeof(ls_range_t) + 20 * 64;
+    scan_ctx_t c;
+    memset(&c, 0, sizeof(c));
+    check_arrays_t a;
+    /* Carved twice from one plan: at 0 to size the mapping, then for real. */
+    size_t bytes = carve_check_arrays(NULL, cap, &a);
     char *mem = ls__map(bytes);
     if (!mem) {
         ls__stopworld_resume();
@@ -499,32 +526,30 @@ int ls__check_run(ls_check_result_t *res, bool classify, const ls_exit_state_t *
         ls__error("leak check skipped: cannot map %zu bytes", bytes);
         return -1;
     }
-    char *p = mem;
-    scan_ctx_t c;
-    memset(&c, 0, sizeof(c));
-    ls_block_t *blocks = carve(&p, cap * sizeof(ls_block_t));
-    res->kind = carve(&p, cap);
-    res->bflags = carve(&p, cap);
-    c.state = carve(&p, cap);
-    c.heur = carve(&p, cap);
-    c.vt = carve(&p, cap);
-    res->leader = carve(&p, cap * 4);
-    c.clique = carve(&p, cap * 4);
+    carve_check_arrays(mem, cap, &a);
+    ls_block_t *blocks = a.blocks;
+    res->kind = a.kind;
+    res->bflags = a.bflags;
+    c.state = a.state;
+    c.heur = a.heur;
+    c.vt = a.vt;
+    res->leader = a.leader;
+    c.clique = a.clique;
     c.cap = cap * 3;
-    c.stack = carve(&p, c.cap * 4);
-    c.maps = carve(&p, LS_MAX_MAPS * sizeof(ls_mapping_t));
-    c.map_file = carve(&p, LS_MAX_MAPS);
-    c.excl = carve(&p, LS_MAX_EXCL * sizeof(ls_range_t));
-    ls_range_t *agent = carve(&p, 4096 * sizeof(ls_range_t));
-    ls_thread_rec_t *trecs = carve(&p, 4096 * sizeof(ls_thread_rec_t));
-    ls_range_t *heaps = carve(&p, 1024 * sizeof(ls_range_t));
-    ls_range_t *live = carve(&p, 1024 * sizeof(ls_range_t));
+    c.stack = a.stack;
+    c.maps = a.maps;
+    c.map_file = a.map_file;
+    c.excl = a.excl;
+    ls_range_t *agent = a.agent;
+    ls_thread_rec_t *trecs = a.trecs;
+    ls_range_t *heaps = a.heaps;
+    ls_range_t *live = a.live;
     size_t nagent = ls__mem_ranges(agent, 4096);
     size_t ntrecs = ls__threads_snapshot(trecs, 4096);
 
-    collect_t cp = {blocks, 0, cap};
-    ls__bm_foreach(copy_block, &cp);
-    n = cp.n;
+    size_t missed;
+    n = ls__collect_addrs(blocks, cap, &missed); /* none missed: the world stood still */
+    ls__read_trailers(blocks, n);
     ls__depot_unlock_all();
     res->blocks = blocks;
     res->n = n;

@@ -11,21 +11,37 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <stdbool.h>
 #include <unistd.h>
 
-void ls__output_path(char *buf, size_t len, const char *suffix)
+void ls__snapshot_path(char *buf, size_t len, const char *pattern, uint64_t seq)
 {
-    const char *o = ls__g.opt.output;
+    const char *o = pattern;
     size_t n = 0;
     for (; *o && n + 24 < len; o++) {
         if (o[0] == '%' && o[1] == 'p') {
             n += (size_t)snprintf(buf + n, len - n, "%d", (int)getpid());
+            o++;
+        } else if (o[0] == '%' && o[1] == 'n') {
+            n += (size_t)snprintf(buf + n, len - n, "%llu", (unsigned long long)seq);
+            o++;
+        } else if (o[0] == '%' && o[1] == '%') {
+            buf[n++] = '%';
             o++;
         } else {
             buf[n++] = *o;
         }
     }
     buf[n] = 0;
+}
+
+void ls__output_path(char *buf, size_t len, const char *suffix)
+{
+    ls__snapshot_path(buf, len, ls__g.opt.output, 0);
+    size_t n = strlen(buf);
     if (suffix) snprintf(buf + n, len - n, "%s", suffix);
 }
 
@@ -63,15 +79,63 @@ static size_t unique_ids(uint32_t *a, uint32_t *tmp, size_t n, uint32_t *count)
     return m;
 }
 
-int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reason, int exit_status,
-                       int signo)
+/* Streams file from into the existing non-regular file to. Returns 0 or an errno. */
+static int copy_into(const char *from, const char *to)
 {
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    if (in < 0) return errno;
+    int out = open(to, O_WRONLY | O_CLOEXEC);
+    if (out < 0) {
+        int e = errno;
+        close(in);
+        return e;
+    }
+    char buf[16384];
+    ssize_t n;
+    int err = 0;
+    while (!err && (n = read(in, buf, sizeof(buf))) != 0) {
+        if (n < 0) {
+            if (errno != EINTR) err = errno;
+            continue;
+        }
+        for (ssize_t off = 0; off < n && !err;) {
+            ssize_t w = write(out, buf + off, (size_t)(n - off));
+            if (w < 0 && errno != EINTR) err = errno;
+            if (w > 0) off += w;
+        }
+    }
+    close(in);
+    if (close(out) < 0 && !err) err = errno;
+    return err;
+}
+
+int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reason, int exit_status,
+                       int signo, const char *trigger, uint64_t seq)
+{
+    /* A snapshot asked for over the socket reports its failure to the asker, not on the
+     * program's stderr. */
+    const bool quiet = trigger && strcmp(trigger, "control") == 0;
+    /* A file is replaced atomically (temporary name beside it, rename). Anything else - a FIFO,
+     * a terminal - is never replaced: the snapshot is staged in /tmp and copied into it; and
+     * /dev/null (output=/dev/null: keep nothing) is not written at all. */
+    struct stat st;
+    bool special = stat(path, &st) == 0 && !S_ISREG(st.st_mode);
+    if (special && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)) return 0;
+    if (special && S_ISDIR(st.st_mode)) {
+        if (!quiet) ls__error("cannot write snapshot %s: it is a directory", path);
+        return EISDIR;
+    }
     char tmp_path[4200];
-    snprintf(tmp_path, sizeof(tmp_path), "%s.tmp.%d", path, (int)getpid());
+    if (special)
+        snprintf(tmp_path, sizeof(tmp_path), "/tmp/leakscope.%d.%llu.tmp", (int)getpid(),
+                 (unsigned long long)seq);
+    else
+        snprintf(tmp_path, sizeof(tmp_path), "%s.tmp.%d", path, (int)getpid());
     int fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
-        ls__error("cannot write snapshot %s: %s", tmp_path, strerror(errno));
-        return -1;
+        int e = errno;
+        if (!quiet) ls__error("cannot write snapshot %s: %s", tmp_path, strerror(e));
+        return e;
     }
     size_t n = res->n;
     size_t scratch_bytes = (1u << 20) + n * 8 + 65536 * 4 + 64 * 3;
@@ -79,7 +143,7 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
     if (!scratch) {
         close(fd);
         unlink(tmp_path);
-        return -1;
+        return ENOMEM;
     }
     char *wbuf = scratch;
     uint32_t *ids = (uint32_t *)(scratch + (1u << 20));
@@ -100,6 +164,12 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
     ls_fmt_put_str(&w, LS_META_CMDLINE, text);
     ls_fmt_put_u64(&w, LS_META_START_NS, ls__g.start_realtime_ns);
     ls_fmt_put_u64(&w, LS_META_SNAP_NS, ls__now_ns());
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ls_fmt_put_u64(&w, LS_META_SNAP_REALTIME_NS,
+                   (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec);
+    if (trigger) ls_fmt_put_str(&w, LS_META_TRIGGER, trigger);
+    if (seq) ls_fmt_put_u64(&w, LS_META_SNAP_SEQ, seq);
     ls_fmt_put_u64(&w, LS_META_REASON, (uint64_t)reason);
     if (reason == LS_REASON_EXIT) ls_fmt_put_i64(&w, LS_META_EXIT_STATUS, exit_status);
     if (reason == LS_REASON_SIGNAL) ls_fmt_put_u64(&w, LS_META_SIGNAL, (uint64_t)signo);
@@ -112,6 +182,7 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
     ls__modules_lock();
     ls__modules_write(&w);
     ls__modules_unlock();
+    ls__markers_write(&w);
 
     for (size_t i = 0; i < n; i++) ids[i] = res->blocks[i].stack;
     size_t nids = n ? unique_ids(ids, tmp, n, count) : 0;
@@ -135,9 +206,9 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
         rec.size = b->size_flags & LS_SIZE_MASK;
         rec.birth_ns = (uint64_t)b->birth << 20;
         rec.stack = b->stack;
-        rec.leader = res->leader[i];
-        rec.kind = res->kind[i];
-        rec.flags = res->bflags[i];
+        rec.leader = res->leader ? res->leader[i] : LS_NO_LEADER;
+        rec.kind = res->kind ? res->kind[i] : LS_KIND_UNCHECKED;
+        rec.flags = res->bflags ? res->bflags[i] : 0;
         live_bytes += rec.size;
         ls_fmt_put(&w, &rec, sizeof(rec));
     }
@@ -154,16 +225,23 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
     ls_fmt_put_u64(&w, LS_STAT_ROOT_BYTES, res->root_bytes);
     ls_fmt_put_u64(&w, LS_STAT_SCAN_NS, res->scan_ns);
     ls_fmt_put_u64(&w, LS_STAT_AGENT_ERRORS, atomic_load(&ls__g.agent_errors));
+    ls_fmt_put_u64(&w, LS_STAT_PAUSE_NS, res->pause_ns);
+    ls_fmt_put_u64(&w, LS_STAT_MARKERS_DROPPED, ls__markers_dropped());
     ls_fmt_chunk_end(&w, 0);
 
     int err = ls_fmt_writer_finish(&w);
     ls__unmap(scratch, scratch_bytes);
     if (close(fd) < 0 && !err) err = errno;
-    if (!err && rename(tmp_path, path) < 0) err = errno;
+    if (!err && special) {
+        err = copy_into(tmp_path, path);
+        unlink(tmp_path);
+    } else if (!err && rename(tmp_path, path) < 0) {
+        err = errno;
+    }
     if (err) {
         unlink(tmp_path);
-        ls__error("cannot write snapshot %s: %s", path, strerror(err));
-        return -1;
+        if (!quiet) ls__error("cannot write snapshot %s: %s", path, strerror(err));
+        return err;
     }
     return 0;
 }

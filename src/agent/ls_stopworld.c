@@ -101,18 +101,19 @@ static size_t list_tasks(pid_t self, uint32_t s)
             const char *c = d->name;
             if (*c < '0' || *c > '9') continue;
             for (; *c >= '0' && *c <= '9'; c++) tid = tid * 10 + (*c - '0');
-            if (tid == self || slot_of(tid)) continue;
+            /* The control thread is agent code: never parked, its stack never a root. */
+            if (tid == self || slot_of(tid) || tid == atomic_load(&ls__g.control_tid)) continue;
             size_t i = atomic_load(&nslots);
             if (i >= LS_MAX_PARKED) continue;
             ls_parked_t *p = &slots[i];
             memset(p, 0, sizeof(*p));
             atomic_store(&p->session, s);
             atomic_store(&p->tid, tid);
+            /* SIGNALLED before the signal: the handler may park the thread on another CPU before
+             * tgkill even returns, and a later store would undo its PARKED. */
+            atomic_store(&p->state, LS_SIGNALLED);
             atomic_store(&nslots, i + 1);
-            if (syscall(SYS_tgkill, getpid(), tid, stop_sig) < 0)
-                atomic_store(&p->state, LS_GONE);
-            else
-                atomic_store(&p->state, LS_SIGNALLED);
+            if (syscall(SYS_tgkill, getpid(), tid, stop_sig) < 0) atomic_store(&p->state, LS_GONE);
             added++;
         }
     }

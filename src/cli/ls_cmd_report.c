@@ -1,21 +1,18 @@
 /*
  * ls_cmd_report.c - `leakscope report`: load a snapshot, symbolize, apply suppressions, render.
  *
- * Owns only the command line and the output file. Exit status: 0 report written, 1 the input
- * (snapshot or suppressions) is unreadable or corrupt or the output cannot be written, 2 usage
- * error. With -o the report is written to a temporary file beside OUT and renamed over it, so a
- * reader of OUT never sees half a report and a failed run leaves an older OUT untouched.
+ * Owns only the command line. Exit status: 0 report written, 1 the input (snapshot or
+ * suppressions) is unreadable or corrupt, a --born-after/--born-before marker is not in it, or
+ * the output cannot be written, 2 usage error. -o writes atomically (ls_out_t).
  */
 #include "ls_cli.h"
+#include "ls_output.h"
 #include "ls_report.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define CMD "leakscope report"
 
@@ -27,90 +24,33 @@ static void usage(FILE *f)
                "      --show-reachable       also list still-reachable blocks\n"
                "      --suppressions FILE    LeakSanitizer-style suppressions (leak:PATTERN);\n"
                "                             may be given more than once\n"
+               "      --born-after MARK|TIME  only blocks born at or after this point\n"
+               "      --born-before MARK|TIME only blocks born before this point\n"
+               "                             MARK: a marker label or #SEQ; TIME: seconds since\n"
+               "                             the process started (12.5, 12.5s, 800ms) or before\n"
+               "                             the snapshot (-30s)\n"
+               "      --site-skip GLOB       functions that are not allocation sites (xmalloc);\n"
+               "                             may be given more than once\n"
                "  -h, --help                 this text\n");
-}
-
-static int usage_error(const char *fmt, const char *arg)
-{
-    fprintf(stderr, CMD ": ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\nTry 'leakscope report --help'.\n");
-    return 2;
-}
-
-typedef struct out_file {
-    FILE *f;
-    char *tmp; /* temporary path when writing to a file, else NULL (stdout) */
-} out_file_t;
-
-static int out_open(out_file_t *o, const char *path)
-{
-    o->f = stdout;
-    o->tmp = NULL;
-    if (!path || strcmp(path, "-") == 0) return 0;
-    size_t n = strlen(path);
-    o->tmp = malloc(n + sizeof(".tmp.XXXXXX"));
-    if (!o->tmp) return -1;
-    memcpy(o->tmp, path, n);
-    memcpy(o->tmp + n, ".tmp.XXXXXX", sizeof(".tmp.XXXXXX"));
-    int fd = mkstemp(o->tmp);
-    if (fd < 0) {
-        fprintf(stderr, CMD ": cannot create %s: %s\n", o->tmp, strerror(errno));
-        free(o->tmp);
-        o->tmp = NULL;
-        return -1;
-    }
-    /* mkstemp makes the file 0600; a report is an ordinary file: 0666 less the umask. */
-    mode_t um = umask(0);
-    umask(um);
-    (void)fchmod(fd, 0666 & ~um); /* on failure the report just stays private */
-    o->f = fdopen(fd, "w");
-    if (!o->f) {
-        fprintf(stderr, CMD ": cannot write %s: %s\n", o->tmp, strerror(errno));
-        close(fd);
-        unlink(o->tmp);
-        free(o->tmp);
-        o->tmp = NULL;
-        return -1;
-    }
-    return 0;
-}
-
-/* Finishes the output: flush, check, rename into place. ok = 0 discards it. Returns 0/-1. */
-static int out_close(out_file_t *o, const char *path, int ok)
-{
-    int rc = 0;
-    if (fflush(o->f) != 0 || ferror(o->f)) {
-        if (ok)
-            fprintf(stderr, CMD ": error writing %s: %s\n", o->tmp ? path : "standard output",
-                    strerror(errno));
-        rc = -1;
-    }
-    if (!o->tmp) return rc;
-    if (fclose(o->f) != 0 && rc == 0) {
-        if (ok) fprintf(stderr, CMD ": error writing %s: %s\n", path, strerror(errno));
-        rc = -1;
-    }
-    if (ok && rc == 0 && rename(o->tmp, path) != 0) {
-        fprintf(stderr, CMD ": cannot rename %s to %s: %s\n", o->tmp, path, strerror(errno));
-        rc = -1;
-    }
-    if (!ok || rc != 0) unlink(o->tmp);
-    free(o->tmp);
-    o->tmp = NULL;
-    return ok ? rc : -1;
 }
 
 int ls_cmd_report(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"format", required_argument, NULL, 'f'},   {"output", required_argument, NULL, 'o'},
-        {"show-reachable", no_argument, NULL, 'r'}, {"suppressions", required_argument, NULL, 's'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"format", required_argument, NULL, 'f'},
+        {"output", required_argument, NULL, 'o'},
+        {"show-reachable", no_argument, NULL, 'r'},
+        {"suppressions", required_argument, NULL, 's'},
+        {"born-after", required_argument, NULL, 'A'},
+        {"born-before", required_argument, NULL, 'B'},
+        {"site-skip", required_argument, NULL, 'S'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *format = "text", *output = NULL;
-    const char *supp_files[64];
-    size_t nsupp_files = 0;
+    const char *supp_files[64], *skip[64];
+    size_t nsupp_files = 0, nskip = 0;
+    const char *born_after = NULL, *born_before = NULL;
     int show_reachable = 0;
 
     optind = 0; /* GNU: full re-initialisation, so the command can run twice in one process */
@@ -129,30 +69,36 @@ int ls_cmd_report(int argc, char **argv)
             break;
         case 's':
             if (nsupp_files == sizeof(supp_files) / sizeof(supp_files[0]))
-                return usage_error("too many --suppressions files (at most %s)", "64");
+                return ls_usage_error(CMD, "too many --suppressions files (at most 64)");
             supp_files[nsupp_files++] = optarg;
+            break;
+        case 'A':
+            born_after = optarg;
+            break;
+        case 'B':
+            born_before = optarg;
+            break;
+        case 'S':
+            if (nskip == sizeof(skip) / sizeof(skip[0]))
+                return ls_usage_error(CMD, "too many --site-skip globs (at most 64)");
+            skip[nskip++] = optarg;
             break;
         case 'h':
             usage(stdout);
             return 0;
         case ':':
-            return usage_error("option '%s' needs an argument", argv[optind - 1]);
+            return ls_usage_error(CMD, "option '%s' needs an argument", argv[optind - 1]);
         default:
-            return usage_error("unknown option '%s'", argv[optind - 1]);
+            return ls_usage_error(CMD, "unknown option '%s'", argv[optind - 1]);
         }
     }
-    int json;
-    if (strcmp(format, "text") == 0)
-        json = 0;
-    else if (strcmp(format, "json") == 0)
-        json = 1;
-    else
-        return usage_error("unknown format '%s' (expected text or json)", format);
-    if (optind >= argc) return usage_error("%s", "no snapshot file given");
-    if (argc - optind > 1) return usage_error("unexpected argument '%s'", argv[optind + 1]);
+    int json = ls_parse_format(format);
+    if (json < 0) return ls_usage_error(CMD, "unknown format '%s' (expected text or json)", format);
+    if (optind >= argc) return ls_usage_error(CMD, "no snapshot file given");
+    if (argc - optind > 1) return ls_usage_error(CMD, "unexpected argument '%s'", argv[optind + 1]);
     const char *path = argv[optind];
 
-    char err[1024];
+    char err[4096];
     int status = 1;
     ls_suppressions_t *supp = NULL;
     ls_snapshot_t snap;
@@ -186,13 +132,39 @@ int ls_cmd_report(int argc, char **argv)
     memset(&ro, 0, sizeof(ro));
     ro.show_reachable = show_reachable;
     ro.supp = supp;
+    ls_site_rules_t rules = {skip, nskip};
+    ro.site_rules = &rules;
+    char after_desc[256], before_desc[256];
+    if (born_after) {
+        if (ls_window_bound(&snap, born_after, &ro.window.born_after_ns, after_desc,
+                            sizeof(after_desc), err, sizeof(err))) {
+            fprintf(stderr, CMD ": %s: --born-after: %s\n", path, err);
+            goto done;
+        }
+        ro.window.has_after = true;
+        ro.born_after_desc = after_desc;
+    }
+    if (born_before) {
+        if (ls_window_bound(&snap, born_before, &ro.window.born_before_ns, before_desc,
+                            sizeof(before_desc), err, sizeof(err))) {
+            fprintf(stderr, CMD ": %s: --born-before: %s\n", path, err);
+            goto done;
+        }
+        ro.window.has_before = true;
+        ro.born_before_desc = before_desc;
+    }
+    if (born_after && born_before && ro.window.born_after_ns >= ro.window.born_before_ns) {
+        fprintf(stderr, CMD ": %s: empty window: --born-after %s is not before --born-before %s\n",
+                path, after_desc, before_desc);
+        goto done;
+    }
     rep = ls_report_build(&snap, sym, &ro, err, sizeof(err));
     if (!rep) {
         fprintf(stderr, CMD ": %s: %s\n", path, err);
         goto done;
     }
-    out_file_t out;
-    if (out_open(&out, output)) goto done;
+    ls_out_t out;
+    if (ls_out_open(&out, output, CMD)) goto done;
     int ok = 1;
     if (json) {
         if (ls_report_write_json(rep, out.f)) {
@@ -202,7 +174,7 @@ int ls_cmd_report(int argc, char **argv)
     } else {
         ls_report_write_text(rep, out.f);
     }
-    if (out_close(&out, output, ok) == 0) status = 0;
+    if (ls_out_close(&out, output, ok, CMD) == 0) status = 0;
 done:
     ls_report_free(rep);
     ls_symbolizer_free(sym);

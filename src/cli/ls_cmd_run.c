@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #include "ls_cli.h"
 #include "ls_format_read.h"
+#include "ls_output.h"
 #include "ls_report.h"
 #include "ls_suppress.h"
 #include "ls_symbolize.h"
@@ -25,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -38,9 +40,12 @@ typedef struct run_opts {
     long max_frames;
     int error_exitcode; /* 0 = not given */
     int show_reachable;
+    char extra[1536]; /* further agent options, ":key=value..." */
 } run_opts_t;
 
 static volatile pid_t child_pid;
+
+static int parse_int(const char *s, long lo, long hi, long *out);
 
 static void forward_signal(int sig)
 {
@@ -49,15 +54,43 @@ static void forward_signal(int sig)
 
 static void run_usage(FILE *f)
 {
-    fprintf(f, "usage: leakscope run [OPTIONS] [--] PROGRAM [ARGS...]\n"
-               "  --json FILE            write the leak report as JSON (a forked child: FILE.PID)\n"
-               "  --error-exitcode N     exit with N (1-255) when leaks were found\n"
-               "  --suppressions FILE    leak:PATTERN lines; matching leaks are not reported\n"
-               "  --show-reachable       also list still-reachable blocks\n"
-               "  --output SNAPSHOT      keep the snapshot file (a forked child: SNAPSHOT.PID)\n"
-               "  --mode full            what the agent tracks (only full for now)\n"
-               "  --max-frames N         deepest stack recorded (1-256, default 64)\n"
-               "  --unwinder NAME        fast (default), libunwind or fp\n");
+    fprintf(f,
+            "usage: leakscope run [OPTIONS] [--] PROGRAM [ARGS...]\n"
+            "  --json FILE            write the leak report as JSON (a forked child: FILE.PID)\n"
+            "  --error-exitcode N     exit with N (1-255) when leaks were found\n"
+            "  --suppressions FILE    leak:PATTERN lines; matching leaks are not reported\n"
+            "  --show-reachable       also list still-reachable blocks\n"
+            "  --output SNAPSHOT      keep the snapshot file (a forked child: SNAPSHOT.PID)\n"
+            "  --mode full            what the agent tracks (only full for now)\n"
+            "  --max-frames N         deepest stack recorded (1-256, default 64)\n"
+            "  --unwinder NAME        fast (default), libunwind or fp\n"
+            "  --snapshot-signal SIG  write a live snapshot when the program gets SIG (USR2, 12)\n"
+            "  --snapshot-interval S  write a live snapshot every S seconds\n"
+            "  --snapshot-output PAT  where those go (%%p pid, %%n number; default\n"
+            "                         leakscope.%%p.%%n.lsnap in the program's directory)\n"
+            "  --no-control           no control socket (leakscope snapshot/mark/watch)\n");
+}
+
+/* A signal by name (USR2, SIGUSR2) or number. Returns 0 when it is none. */
+static int parse_signal(const char *s)
+{
+    long v;
+    if (parse_int(s, 1, SIGRTMAX, &v) == 0) return (int)v;
+    if (strncmp(s, "SIG", 3) == 0) s += 3;
+    for (int sig = 1; sig < SIGRTMIN; sig++) {
+        const char *name = sigabbrev_np(sig);
+        if (name && strcasecmp(name, s) == 0) return sig;
+    }
+    return 0;
+}
+
+/* Appends ":key=value" to o->extra; -1 when it does not fit. */
+static int add_option(run_opts_t *o, const char *key, const char *value)
+{
+    size_t n = strlen(o->extra);
+    if (strchr(value, ':')) return -1; /* the agent's separator */
+    int k = snprintf(o->extra + n, sizeof(o->extra) - n, ":%s=%s", key, value);
+    return k < 0 || (size_t)k >= sizeof(o->extra) - n ? -1 : 0;
 }
 
 static int parse_int(const char *s, long lo, long hi, long *out)
@@ -102,14 +135,25 @@ static char *build_options(const run_opts_t *o, const char *dir)
     char unw[128] = "";
     if (o->unwinder) snprintf(unw, sizeof(unw), ":unwinder=%s", o->unwinder);
     /* Later keys win in the agent's parser: ours come after the user's. */
-    if (asprintf(&s, "%s%soutput=%s/%%p.lsnap:summary=0:mode=%s%s%s", user ? user : "",
-                 user && *user ? ":" : "", dir, o->mode, frames, unw) < 0)
+    if (asprintf(&s, "%s%soutput=%s/%%p.lsnap:summary=0:mode=%s%s%s%s", user ? user : "",
+                 user && *user ? ":" : "", dir, o->mode, frames, unw, o->extra) < 0)
         return NULL;
     return s;
 }
 
 static int copy_file(const char *from, const char *to)
 {
+    if (ls_out_is_special(to)) { /* --output /dev/null: write in place, never replace it */
+        FILE *in = fopen(from, "r"), *out = fopen(to, "w");
+        char buf[1 << 16];
+        size_t n;
+        int rc = in && out ? 0 : -1;
+        while (!rc && (n = fread(buf, 1, sizeof(buf), in)) > 0)
+            if (fwrite(buf, 1, n, out) != n) rc = -1;
+        if (in) fclose(in);
+        if (out && fclose(out) != 0) rc = -1;
+        return rc;
+    }
     if (rename(from, to) == 0) return 0;
     if (errno != EXDEV) return -1;
     int in = open(from, O_RDONLY | O_CLOEXEC);
@@ -166,11 +210,12 @@ static long long render(const char *snap_path, const run_opts_t *o, const ls_sup
         lost = (long long)(t.bytes[LS_KIND_DEFINITELY] + t.bytes[LS_KIND_INDIRECTLY]);
         if (json_path) {
             char tmp[PATH_MAX + 32];
+            bool special = ls_out_is_special(json_path); /* /dev/stdout, a FIFO: in place */
             snprintf(tmp, sizeof(tmp), "%s.tmp.%d", json_path, (int)getpid());
-            FILE *f = fopen(tmp, "w");
+            FILE *f = fopen(special ? json_path : tmp, "w");
             int rc = f ? ls_report_write_json(r, f) : -1;
             if (f && fclose(f) != 0) rc = -1;
-            if (rc || rename(tmp, json_path) < 0) {
+            if (rc || (!special && rename(tmp, json_path) < 0)) {
                 fprintf(stderr, "leakscope: cannot write %s: %s\n", json_path, strerror(errno));
                 unlink(tmp);
                 lost = -1;
@@ -211,6 +256,10 @@ int ls_cmd_run(int argc, char **argv)
         {"mode", required_argument, NULL, 'm'},
         {"max-frames", required_argument, NULL, 'f'},
         {"unwinder", required_argument, NULL, 'u'},
+        {"snapshot-signal", required_argument, NULL, 'S'},
+        {"snapshot-interval", required_argument, NULL, 'I'},
+        {"snapshot-output", required_argument, NULL, 'O'},
+        {"no-control", no_argument, NULL, 'C'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -260,6 +309,40 @@ int ls_cmd_run(int argc, char **argv)
                 return 2;
             }
             o.unwinder = optarg;
+            break;
+        case 'S': {
+            int sig = parse_signal(optarg);
+            char num[16];
+            snprintf(num, sizeof(num), "%d", sig);
+            if (!sig || sig == SIGKILL || sig == SIGSTOP) {
+                fprintf(stderr, "leakscope run: --snapshot-signal: '%s' is not a usable signal\n",
+                        optarg);
+                return 2;
+            }
+            add_option(&o, "snapshot_signal", num);
+            break;
+        }
+        case 'I':
+            if (parse_int(optarg, 1, 86400 * 365, &v)) {
+                fprintf(stderr,
+                        "leakscope run: --snapshot-interval wants whole seconds >= 1, not "
+                        "'%s'\n",
+                        optarg);
+                return 2;
+            }
+            add_option(&o, "snapshot_interval", optarg);
+            break;
+        case 'O':
+            if (!*optarg || strlen(optarg) > 500 || add_option(&o, "snapshot_output", optarg)) {
+                fprintf(stderr,
+                        "leakscope run: --snapshot-output: '%s' is empty, too long or "
+                        "contains ':'\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case 'C':
+            add_option(&o, "control", "0");
             break;
         case 'h':
             run_usage(stdout);
@@ -331,6 +414,8 @@ int ls_cmd_run(int argc, char **argv)
         close(epipe[0]);
         setenv("LD_PRELOAD", preload, 1);
         setenv("LEAKSCOPE_OPTIONS", options, 1);
+        free(preload); /* setenv copied them; a sanitized build checks leaks at _exit */
+        free(options);
         execvp(prog[0], prog);
         int e = errno;
         ssize_t w = write(epipe[1], &e, sizeof(e));

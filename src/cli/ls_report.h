@@ -27,10 +27,26 @@
  *   only when true and "unresolved" (why a frame has no name: "build-id mismatch", ...) only
  *   when set. "file" is the source file's base name, "dir" its directory (as valgrind's XML).
  *   "leaks" holds the records of the kinds shown in text, in the same order.
+ *
+ * Since live inspection (only additions):
+ *   "window": {"born_after_ns": N|null, "born_before_ns": N|null, "born_after": "..."|null,
+ *              "born_before": "..."|null, "bytes": N, "blocks": N}
+ *     the birth window the report was restricted to (--born-after inclusive, --born-before
+ *     exclusive, ns since the agent started: the clock of block births and markers), how each
+ *     bound was given ("marker 'round1-start' (3.20 s)", "12.50 s"), and the bytes and blocks
+ *     born in it (suppressed ones included). All null, and the totals those of the whole
+ *     snapshot, without a window. With a window, "summary" and "leaks" count only its blocks.
+ *   "markers": [{"seq": N, "label": "...", "time_ns": N}]   the snapshot's markers, in order.
+ *   per record "site": the record's allocation site (ls_agg.h: its first frame that is not
+ *     allocator plumbing), a frame object as in "stack"; {"pc": "0x0", "unresolved":
+ *     "no stack"} for a record without a stack.
+ *   A live snapshot (reason "live", leak_checked false) has only blocks of kind "unchecked":
+ *   its records list them, grouped by stack, biggest first, like any shown kind.
  */
 #ifndef LS_REPORT_H
 #define LS_REPORT_H
 
+#include "ls_agg.h"
 #include "ls_format_read.h"
 #include "ls_suppress.h"
 #include "ls_symbolize.h"
@@ -52,6 +68,10 @@ typedef struct ls_report_opts {
     const char *program;           /* JSON "program"; NULL -> snapshot exe */
     int have_exit_status;
     int exit_status; /* JSON "exit_status" override */
+    /* Birth window: only blocks born in it are analysed (has_after/has_before unset: all). */
+    ls_block_filter_t window;
+    const char *born_after_desc, *born_before_desc; /* how the bounds were given (header) */
+    const ls_site_rules_t *site_rules;              /* NULL: built-in plumbing only */
 } ls_report_opts_t;
 
 /*

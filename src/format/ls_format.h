@@ -19,7 +19,7 @@
 
 #define LS_FMT_MAGIC         "LKSCOPE\0"
 #define LS_FMT_VERSION_MAJOR 1
-#define LS_FMT_VERSION_MINOR 0
+#define LS_FMT_VERSION_MINOR 1
 
 typedef struct ls_fmt_file_header {
     char magic[8];          /* LS_FMT_MAGIC */
@@ -44,6 +44,7 @@ typedef enum ls_fmt_chunk_type {
     LS_CHUNK_STACKS = 3,  /* ls_fmt_stack_t records, variable length */
     LS_CHUNK_BLOCKS = 4,  /* ls_fmt_block_t records, fixed length */
     LS_CHUNK_STATS = 5,   /* key/value items, see ls_fmt_stat_key_t */
+    LS_CHUNK_MARKERS = 6, /* ls_fmt_marker_t records, variable length (since 1.1) */
     LS_CHUNK_END = 0x454e4400u,
 } ls_fmt_chunk_type_t;
 
@@ -60,20 +61,23 @@ typedef struct ls_fmt_item {
 enum { LS_ITEM_U64 = 1, LS_ITEM_I64 = 2, LS_ITEM_STR = 3 };
 
 typedef enum ls_fmt_meta_key {
-    LS_META_PID = 1,            /* u64 */
-    LS_META_PPID = 2,           /* u64 */
-    LS_META_EXE = 3,            /* str: /proc/self/exe */
-    LS_META_CMDLINE = 4,        /* str: argv joined by single spaces */
-    LS_META_START_NS = 5,       /* u64: CLOCK_REALTIME at agent start, ns */
-    LS_META_SNAP_NS = 6,        /* u64: CLOCK_MONOTONIC ns since agent start when taken */
-    LS_META_REASON = 7,         /* u64: ls_fmt_reason_t */
-    LS_META_EXIT_STATUS = 8,    /* i64: exit status (reason exit) */
-    LS_META_SIGNAL = 9,         /* u64: fatal signal number (reason signal) */
-    LS_META_MODE = 10,          /* str: "full" */
-    LS_META_OPTIONS = 11,       /* str: the effective LEAKSCOPE_OPTIONS */
-    LS_META_LEAK_CHECKED = 12,  /* u64: 1 when blocks carry a reachability kind */
-    LS_META_AGENT_VERSION = 13, /* str */
-    LS_META_MAX_FRAMES = 14,    /* u64 */
+    LS_META_PID = 1,               /* u64 */
+    LS_META_PPID = 2,              /* u64 */
+    LS_META_EXE = 3,               /* str: /proc/self/exe */
+    LS_META_CMDLINE = 4,           /* str: argv joined by single spaces */
+    LS_META_START_NS = 5,          /* u64: CLOCK_REALTIME at agent start, ns */
+    LS_META_SNAP_NS = 6,           /* u64: CLOCK_MONOTONIC ns since agent start when taken */
+    LS_META_REASON = 7,            /* u64: ls_fmt_reason_t */
+    LS_META_EXIT_STATUS = 8,       /* i64: exit status (reason exit) */
+    LS_META_SIGNAL = 9,            /* u64: fatal signal number (reason signal) */
+    LS_META_MODE = 10,             /* str: "full" */
+    LS_META_OPTIONS = 11,          /* str: the effective LEAKSCOPE_OPTIONS */
+    LS_META_LEAK_CHECKED = 12,     /* u64: 1 when blocks carry a reachability kind */
+    LS_META_AGENT_VERSION = 13,    /* str */
+    LS_META_MAX_FRAMES = 14,       /* u64 */
+    LS_META_SNAP_REALTIME_NS = 15, /* u64: CLOCK_REALTIME ns when taken (since 1.1) */
+    LS_META_TRIGGER = 16,  /* str: what asked for it: exit, signal, control, api, interval (1.1) */
+    LS_META_SNAP_SEQ = 17, /* u64: live snapshots taken by this process so far, this one included */
 } ls_fmt_meta_key_t;
 
 typedef enum ls_fmt_reason {
@@ -98,6 +102,8 @@ typedef enum ls_fmt_stat_key {
     LS_STAT_AGENT_ERRORS = 13,        /* internal errors the agent survived (reported on stderr) */
     LS_STAT_PEAK_BLOCKS = 14,
     LS_STAT_PEAK_BYTES = 15,
+    LS_STAT_PAUSE_NS = 16,        /* how long the host's threads were parked for this snapshot */
+    LS_STAT_MARKERS_DROPPED = 17, /* markers not recorded: the agent's marker table was full */
 } ls_fmt_stat_key_t;
 
 /*
@@ -149,10 +155,26 @@ typedef struct ls_fmt_block {
 
 #define LS_NO_LEADER UINT32_MAX
 
+/*
+ * MARKERS: named points in the process's life, in placement order, followed by the label
+ * (label_len bytes, UTF-8, no NUL) padded to 8. time_ns is on the clock of ls_fmt_block_t.birth_ns
+ * and the agent keeps the two exact against each other: a block allocated after the marker was
+ * placed has birth_ns >= time_ns, one allocated before has birth_ns < time_ns. So a block's marker
+ * epoch (the markers placed before it was born) is the number of markers with time_ns <= birth_ns.
+ */
+typedef struct ls_fmt_marker {
+    uint64_t time_ns;     /* CLOCK_MONOTONIC ns since agent start, on the birth_ns scale */
+    uint64_t realtime_ns; /* CLOCK_REALTIME ns when placed */
+    uint32_t seq;         /* 1, 2, ... in placement order */
+    uint16_t label_len;
+    uint16_t reserved;
+} ls_fmt_marker_t;
+
 _Static_assert(sizeof(ls_fmt_file_header_t) == 32, "file header layout");
 _Static_assert(sizeof(ls_fmt_chunk_header_t) == 24, "chunk header layout");
 _Static_assert(sizeof(ls_fmt_module_t) == 40, "module layout");
 _Static_assert(sizeof(ls_fmt_block_t) == 40, "block layout");
+_Static_assert(sizeof(ls_fmt_marker_t) == 24, "marker layout");
 
 static inline size_t ls_fmt_pad8(size_t n)
 {

@@ -118,6 +118,15 @@ static int meta_item(ls_snapshot_t *s, const ls_fmt_item_t *it, const unsigned c
     case LS_META_MAX_FRAMES:
         s->max_frames = u;
         break;
+    case LS_META_SNAP_REALTIME_NS:
+        s->snap_realtime_ns = u;
+        break;
+    case LS_META_SNAP_SEQ:
+        s->snap_seq = u;
+        break;
+    case LS_META_TRIGGER:
+        str = &s->trigger;
+        break;
     case LS_META_EXE:
         str = &s->exe;
         break;
@@ -241,6 +250,42 @@ static int parse_blocks(ls_snapshot_t *s, const unsigned char *p, uint64_t size,
     return 0;
 }
 
+static int parse_markers(ls_snapshot_t *s, const unsigned char *p, uint64_t size, uint32_t count,
+                         uint64_t base, char *err, size_t errlen)
+{
+    if (count > size / sizeof(ls_fmt_marker_t))
+        return fail(err, errlen,
+                    "markers chunk at offset %llu: %u records cannot fit in %llu bytes",
+                    (unsigned long long)base, count, (unsigned long long)size);
+    s->markers = calloc(count ? count : 1, sizeof(*s->markers));
+    if (!s->markers) return fail(err, errlen, "out of memory");
+    uint64_t off = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        ls_fmt_marker_t rec;
+        if (size - off < sizeof(rec))
+            return fail(err, errlen, "marker record %u at offset %llu is truncated", i,
+                        (unsigned long long)(base + off));
+        memcpy(&rec, p + off, sizeof(rec));
+        off += sizeof(rec);
+        if (ls_fmt_pad8(rec.label_len) > size - off)
+            return fail(err, errlen, "marker record %u at offset %llu: label runs past the chunk",
+                        i, (unsigned long long)(base + off));
+        if (memchr(p + off, 0, rec.label_len))
+            return fail(err, errlen, "marker record %u: label contains a NUL byte", i);
+        if (i && rec.time_ns < s->markers[i - 1].time_ns)
+            return fail(err, errlen, "marker record %u: time goes backwards", i);
+        ls_snap_marker_t *m = &s->markers[i];
+        m->time_ns = rec.time_ns;
+        m->realtime_ns = rec.realtime_ns;
+        m->seq = rec.seq;
+        m->label = dup_n(p + off, rec.label_len);
+        if (!m->label) return fail(err, errlen, "out of memory");
+        s->nmarkers = i + 1;
+        off += ls_fmt_pad8(rec.label_len);
+    }
+    return 0;
+}
+
 int ls_snapshot_parse(const void *data, size_t size, ls_snapshot_t *s, char *err, size_t errlen)
 {
     memset(s, 0, sizeof(*s));
@@ -265,7 +310,7 @@ int ls_snapshot_parse(const void *data, size_t size, ls_snapshot_t *s, char *err
 
     uint64_t off = fh.header_size;
     uint32_t nchunks = 0;
-    bool seen[6] = {false};
+    bool seen[7] = {false};
     for (;;) {
         ls_fmt_chunk_header_t ch;
         if (size - off < sizeof(ch))
@@ -305,7 +350,7 @@ int ls_snapshot_parse(const void *data, size_t size, ls_snapshot_t *s, char *err
                         "chunk %u (type 0x%x) at offset %llu: checksum mismatch, "
                         "the file is corrupt",
                         nchunks, ch.type, (unsigned long long)(off - sizeof(ch)));
-        if (ch.type >= 1 && ch.type <= 5) {
+        if (ch.type >= 1 && ch.type <= 6) {
             if (seen[ch.type]) return fail(err, errlen, "chunk type %u appears twice", ch.type);
             seen[ch.type] = true;
         }
@@ -325,6 +370,9 @@ int ls_snapshot_parse(const void *data, size_t size, ls_snapshot_t *s, char *err
             break;
         case LS_CHUNK_BLOCKS:
             rc = parse_blocks(s, p, ch.size, ch.count, off, err, errlen);
+            break;
+        case LS_CHUNK_MARKERS:
+            rc = parse_markers(s, p, ch.size, ch.count, off, err, errlen);
             break;
         default:
             break;
@@ -392,6 +440,9 @@ void ls_snapshot_free(ls_snapshot_t *s)
     }
     free(s->modules);
     free(s->stacks);
+    for (size_t i = 0; i < s->nmarkers; i++) free(s->markers[i].label);
+    free(s->markers);
+    free(s->trigger);
     free(s->exe);
     free(s->cmdline);
     free(s->mode);
@@ -402,7 +453,9 @@ void ls_snapshot_free(ls_snapshot_t *s)
     s->data = NULL;
     s->modules = NULL;
     s->stacks = NULL;
-    s->nmodules = s->nstacks = 0;
+    s->markers = NULL;
+    s->trigger = NULL;
+    s->nmodules = s->nstacks = s->nmarkers = 0;
 }
 
 const ls_snap_stack_t *ls_snapshot_stack(const ls_snapshot_t *s, uint32_t id)

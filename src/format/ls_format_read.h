@@ -22,14 +22,21 @@ typedef struct ls_snap_stack {
     const uint64_t *pcs; /* points into the snapshot's data */
 } ls_snap_stack_t;
 
+typedef struct ls_snap_marker {
+    uint64_t time_ns, realtime_ns; /* see ls_fmt_marker_t */
+    uint32_t seq;
+    char *label; /* NUL-terminated copy */
+} ls_snap_marker_t;
+
 #define LS_STAT_KEYS 64
 
 typedef struct ls_snapshot {
     uint16_t version_major, version_minor;
     /* META */
     uint64_t pid, ppid, start_ns, snap_ns, reason, signal, leak_checked, max_frames;
+    uint64_t snap_realtime_ns, snap_seq; /* 0 when absent (files older than 1.1) */
     int64_t exit_status;
-    char *exe, *cmdline, *mode, *options, *agent_version;
+    char *exe, *cmdline, *mode, *options, *agent_version, *trigger;
     /* MODULES, STACKS (sorted by id), BLOCKS (sorted by address) */
     ls_snap_module_t *modules;
     size_t nmodules;
@@ -37,6 +44,9 @@ typedef struct ls_snapshot {
     size_t nstacks;
     ls_fmt_block_t *blocks;
     size_t nblocks;
+    /* MARKERS, in placement order (time_ns non-decreasing) */
+    ls_snap_marker_t *markers;
+    size_t nmarkers;
     /* STATS, indexed by ls_fmt_stat_key_t */
     uint64_t stats[LS_STAT_KEYS];
     uint64_t stats_present; /* bit k set when stats[k] was in the file */

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #include "sym_target.h"
 #include "tcheck.h"
+#include "trun.h"
 #include "tsnap.h"
 
 #include <cJSON.h>
@@ -18,78 +19,22 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static const char *bin;
 static char dir[] = "/tmp/ls-test-cli.XXXXXX";
 static char snap_path[300];
 static unsigned char *snap_bytes;
 static size_t snap_size;
 static uintptr_t pc_plain;
 
-typedef struct run_result {
-    int status; /* exit code, or 128 + signal */
-    char out[65536], err[8192];
-} run_result_t;
+typedef trun_result_t run_result_t;
+#define run trun
 
-static void slurp(const char *path, char *buf, size_t cap)
-{
-    int fd = open(path, O_RDONLY);
-    ssize_t n = fd >= 0 ? read(fd, buf, cap - 1) : 0;
-    buf[n > 0 ? n : 0] = 0;
-    if (fd >= 0) close(fd);
-}
-
-/* Runs leakscope with the NULL-terminated args; captures stdout and stderr. */
-static void run(run_result_t *r, const char *arg0, ...)
-{
-    const char *argv[32];
-    int n = 0;
-    argv[n++] = bin;
-    va_list ap;
-    va_start(ap, arg0);
-    for (const char *a = arg0; a && n < 31; a = va_arg(ap, const char *)) argv[n++] = a;
-    va_end(ap);
-    argv[n] = NULL;
-    char outp[400], errp[400];
-    snprintf(outp, sizeof(outp), "%s/stdout", dir);
-    snprintf(errp, sizeof(errp), "%s/stderr", dir);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int o = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(o, 1);
-        dup2(e, 2);
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    int st = 0;
-    waitpid(pid, &st, 0);
-    r->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    slurp(outp, r->out, sizeof(r->out));
-    slurp(errp, r->err, sizeof(r->err));
-    unlink(outp);
-    unlink(errp);
-}
-
-/* The failure shape every bad input must have: exit 1, one message naming the command, no
- * crash, no sanitizer report, nothing on stdout. */
 static void expect_input_error(const run_result_t *r, const char *what, const char *needle)
 {
-    int ok = r->status == 1 && strncmp(r->err, "leakscope report: ", 18) == 0 &&
-             strstr(r->err, needle) && !strstr(r->err, "Sanitizer") &&
-             !strstr(r->err, "runtime error") && r->out[0] == 0;
-    if (!ok)
-        fprintf(stderr, "  %s: status %d, stderr: %s  (wanted \"%s\")\n", what, r->status, r->err,
-                needle);
-    CHECK(ok);
+    CHECK(trun_input_error(r, "leakscope report", what, needle));
 }
 
-static void write_file(const char *path, const void *data, size_t len)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    CHECK(fd >= 0);
-    if (len) CHECK(write(fd, data, len) == (ssize_t)len);
-    close(fd);
-}
+#define write_file trun_write_file
+#define slurp      trun_slurp
 
 static void make_snapshot(void)
 {
@@ -289,11 +234,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s PATH-TO-leakscope\n", argv[0]);
         return 2;
     }
-    bin = argv[1];
     if (!mkdtemp(dir)) {
         perror("mkdtemp");
         return 1;
     }
+    trun_init(argv[1], dir);
     sym_plain(&pc_plain);
     make_snapshot();
 

@@ -31,7 +31,30 @@ int tsnap_write(const char *path, const tsnap_t *s)
     if (s->reason == LS_REASON_SIGNAL) ls_fmt_put_u64(&w, LS_META_SIGNAL, s->signal);
     ls_fmt_put_u64(&w, LS_META_LEAK_CHECKED, s->leak_checked);
     ls_fmt_put_str(&w, LS_META_MODE, "full");
+    if (s->start_ns) ls_fmt_put_u64(&w, LS_META_START_NS, s->start_ns);
+    if (s->snap_ns) ls_fmt_put_u64(&w, LS_META_SNAP_NS, s->snap_ns);
+    if (s->snap_realtime_ns) ls_fmt_put_u64(&w, LS_META_SNAP_REALTIME_NS, s->snap_realtime_ns);
+    if (s->snap_seq) ls_fmt_put_u64(&w, LS_META_SNAP_SEQ, s->snap_seq);
+    if (s->trigger) ls_fmt_put_str(&w, LS_META_TRIGGER, s->trigger);
     ls_fmt_chunk_end(&w, 0);
+
+    if (s->nmarkers) {
+        static const char zeros[8];
+        ls_fmt_chunk_begin(&w, LS_CHUNK_MARKERS);
+        for (size_t i = 0; i < s->nmarkers; i++) {
+            const tsnap_marker_t *m = &s->markers[i];
+            ls_fmt_marker_t r;
+            memset(&r, 0, sizeof(r));
+            r.time_ns = m->time_ns;
+            r.realtime_ns = m->realtime_ns;
+            r.seq = m->seq;
+            r.label_len = (uint16_t)strlen(m->label);
+            ls_fmt_put(&w, &r, sizeof(r));
+            ls_fmt_put(&w, m->label, r.label_len);
+            ls_fmt_put(&w, zeros, ls_fmt_pad8(r.label_len) - r.label_len);
+        }
+        ls_fmt_chunk_end(&w, (uint32_t)s->nmarkers);
+    }
 
     ls_fmt_chunk_begin(&w, LS_CHUNK_MODULES);
     for (size_t i = 0; i < s->nmodules; i++) {
@@ -144,6 +167,14 @@ ls_fmt_block_t tsnap_block(uint64_t addr, uint64_t size, uint32_t stack, unsigne
     b.stack = stack;
     b.kind = (uint8_t)kind;
     b.leader = leader;
+    return b;
+}
+
+ls_fmt_block_t tsnap_block_born(uint64_t addr, uint64_t size, uint32_t stack, unsigned kind,
+                                uint64_t birth_ns)
+{
+    ls_fmt_block_t b = tsnap_block(addr, size, stack, kind, LS_NO_LEADER);
+    b.birth_ns = birth_ns;
     return b;
 }
 

@@ -23,6 +23,12 @@ typedef struct tsnap_stack {
     const uint64_t *pcs;
 } tsnap_stack_t;
 
+typedef struct tsnap_marker {
+    uint64_t time_ns, realtime_ns;
+    uint32_t seq;
+    const char *label;
+} tsnap_marker_t;
+
 typedef struct tsnap {
     uint64_t pid;
     const char *exe;
@@ -36,6 +42,11 @@ typedef struct tsnap {
     size_t nstacks;
     const ls_fmt_block_t *blocks; /* sorted by address */
     size_t nblocks;
+    /* format 1.1 (each left out when 0 / NULL) */
+    uint64_t start_ns, snap_ns, snap_realtime_ns, snap_seq;
+    const char *trigger;
+    const tsnap_marker_t *markers; /* written as a MARKERS chunk when nmarkers > 0 */
+    size_t nmarkers;
 } tsnap_t;
 
 /* Writes s to path. Returns 0 or an errno. */
@@ -49,6 +60,10 @@ size_t tsnap_self_modules(tsnap_module_t *out, size_t max);
 /* A block record. */
 ls_fmt_block_t tsnap_block(uint64_t addr, uint64_t size, uint32_t stack, unsigned kind,
                            uint32_t leader);
+
+/* A block record with a birth time. */
+ls_fmt_block_t tsnap_block_born(uint64_t addr, uint64_t size, uint32_t stack, unsigned kind,
+                                uint64_t birth_ns);
 
 /* Line number (1-based) of the first line of file containing marker; 0 when absent. */
 unsigned tsnap_find_line(const char *file, const char *marker);

@@ -55,5 +55,18 @@ d = r["summary"]["definitely_lost"]
 assert d["bytes"] == 100 and d["blocks"] == 1, d   # the ignored 200-byte block is not lost
 PY
 expect 0 "" -- "$api" absent
+# /dev/null as a destination keeps nothing and stays a device (a rename as root would replace it)
+expect 0 "" -- "$ls" run --output /dev/null --json /dev/null -- "$leaky"
+[ -c /dev/null ] && ok || bad "/dev/null is no longer a character device"
+# the live-inspection options: bad values are usage errors
+expect 2 "not a usable signal" -- "$ls" run --snapshot-signal NOSUCH -- /bin/true
+expect 2 "whole seconds" -- "$ls" run --snapshot-interval 0 -- /bin/true
+expect 2 "contains ':'" -- "$ls" run --snapshot-output a:b -- /bin/true
+expect 0 "" -- "$ls" run --snapshot-signal USR2 --snapshot-interval 60 --no-control -- /bin/true
+expect 2 "not a process id" -- "$ls" snapshot abc
+expect 2 "expected one PID" -- "$ls" snapshot
+expect 2 "expected PID and LABEL" -- "$ls" mark 1
+expect 1 "no process" -- "$ls" mark 999999999 x
+expect 0 "" -- "$ls" ps
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
