@@ -31,16 +31,6 @@ static uint64_t hash_bytes(const void *p, size_t n, uint64_t h)
 
 #define FNV_BASIS 0xcbf29ce484222325ull
 
-static uint64_t mix64(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h;
-}
-
 /* ---- frames of a stack --------------------------------------------------------------------- */
 
 static bool is_agent_object(const char *path)
@@ -442,7 +432,7 @@ static int table_reserve(uint32_t **tab, size_t *cap, size_t n, const uint64_t *
         uint32_t id = (*tab)[i];
         if (!id) continue;
         uint64_t h = hashes ? hashes[id] : srecs[id].hash;
-        size_t j = mix64(h) & (ncap - 1);
+        size_t j = ls_mix64(h) & (ncap - 1);
         while (nt[j]) j = (j + 1) & (ncap - 1);
         nt[j] = id;
     }
@@ -473,7 +463,7 @@ static uint32_t intern_frame(ls_keys_t *k, const ls_sym_frame_t *f)
     char text[4096];
     frame_key_text(f, text, sizeof(text));
     uint64_t h = hash_bytes(text, strlen(text), FNV_BASIS);
-    size_t mask = k->ftab_cap - 1, j = mix64(h) & mask;
+    size_t mask = k->ftab_cap - 1, j = ls_mix64(h) & mask;
     for (uint32_t id; (id = k->ftab[j]) != 0; j = (j + 1) & mask)
         if (k->fhash[id] == h && strcmp(k->text[id], text) == 0) return id;
     if (k->nf == UINT32_MAX) return 0;
@@ -504,7 +494,7 @@ static uint32_t intern_frame(ls_keys_t *k, const ls_sym_frame_t *f)
     k->frames[id] = copy;
     k->fhash[id] = h;
     mask = k->ftab_cap - 1;
-    j = mix64(h) & mask;
+    j = ls_mix64(h) & mask;
     while (k->ftab[j]) j = (j + 1) & mask;
     k->ftab[j] = id;
     return id;
@@ -515,7 +505,7 @@ static uint32_t intern_stack(ls_keys_t *k, const uint32_t *fk, size_t n, bool *o
 {
     if (!n) return 0;
     uint64_t h = hash_bytes(fk, n * sizeof(*fk), FNV_BASIS);
-    size_t mask = k->stab_cap - 1, j = mix64(h) & mask;
+    size_t mask = k->stab_cap - 1, j = ls_mix64(h) & mask;
     for (uint32_t id; (id = k->stab[j]) != 0; j = (j + 1) & mask) {
         const stack_rec_t *r = &k->stacks[id];
         if (r->hash == h && r->n == n && memcmp(k->pool + r->off, fk, n * sizeof(*fk)) == 0)
@@ -542,7 +532,7 @@ static uint32_t intern_stack(ls_keys_t *k, const uint32_t *fk, size_t n, bool *o
     memcpy(k->pool + k->npool, fk, n * sizeof(*fk));
     k->npool += n;
     mask = k->stab_cap - 1;
-    j = mix64(h) & mask;
+    j = ls_mix64(h) & mask;
     while (k->stab[j]) j = (j + 1) & mask;
     k->stab[j] = id;
     return id;
@@ -622,7 +612,7 @@ static pc_entry_t *pc_lookup(build_ctx_t *b, uintptr_t tag, bool *oom)
         }
         for (size_t i = 0; i < b->cap; i++) {
             if (!b->tab[i].tag) continue;
-            size_t j = mix64(b->tab[i].tag) & (ncap - 1);
+            size_t j = ls_mix64(b->tab[i].tag) & (ncap - 1);
             while (nt[j].tag) j = (j + 1) & (ncap - 1);
             nt[j] = b->tab[i];
         }
@@ -630,7 +620,7 @@ static pc_entry_t *pc_lookup(build_ctx_t *b, uintptr_t tag, bool *oom)
         b->tab = nt;
         b->cap = ncap;
     }
-    size_t j = mix64(tag) & (b->cap - 1);
+    size_t j = ls_mix64(tag) & (b->cap - 1);
     while (b->tab[j].tag && b->tab[j].tag != tag) j = (j + 1) & (b->cap - 1);
     return &b->tab[j];
 }

@@ -79,16 +79,6 @@ struct ls_symbolizer {
 
 /* ---- helpers --------------------------------------------------------------------------- */
 
-static uint64_t mix64(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h;
-}
-
 static uint64_t hash_str(const char *s)
 {
     uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
@@ -484,7 +474,7 @@ static void resolve_in_module(ls_symbolizer_t *s, sym_module_t *sm, uint64_t pc,
 static cache_entry_t **cache_slot(ls_symbolizer_t *s, uint32_t module, uint64_t pc)
 {
     size_t mask = s->cache_cap - 1;
-    size_t j = mix64(pc ^ ((uint64_t)module << 48) ^ module) & mask;
+    size_t j = ls_mix64(pc ^ ((uint64_t)module << 48) ^ module) & mask;
     while (s->cache[j] && (s->cache[j]->pc != pc || s->cache[j]->module != module))
         j = (j + 1) & mask;
     return &s->cache[j];

@@ -67,4 +67,16 @@ char *ls_demangle(const char *name);
 /* Short words for ls_sym_status_t ("build-id mismatch", ...); NULL for LS_SYM_OK. */
 const char *ls_sym_status_name(unsigned status);
 
+/* A 64-bit finalizer (murmur3's): spreads a key over the bits a hash table indexes by. Shared by
+ * the CLI's tables (symbol cache, aggregation). */
+static inline uint64_t ls_mix64(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
+}
+
 #endif
