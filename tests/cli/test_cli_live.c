@@ -129,6 +129,10 @@ static void test_report_window(void)
     CHECK(trun_input_error(r, "leakscope report", "#3", "--born-before: no marker #3"));
     trun(r, "report", p, "--born-before", NULL);
     CHECK(trun_usage_error(r, "no argument", "needs an argument"));
+    trun(r, "report", p, "--born-after", "round1-end", "--born-before", "round1-start", NULL);
+    CHECK(trun_input_error(r, "leakscope report", "inverted window",
+                           "empty window: --born-after marker 'round1-end' (7.00 s) is not before "
+                           "--born-before marker 'round1-start' (3.00 s)"));
     write_state(p, 900, 15 * SEC, 1, 0, NULL, 0);
     trun(r, "report", p, "--born-after", "12x", NULL);
     CHECK(trun_input_error(r, "leakscope report", "no markers", "the snapshot has no markers"));
