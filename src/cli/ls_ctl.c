@@ -24,8 +24,10 @@
 
 size_t ls_ctl_dirs(char dirs[][512], size_t max)
 {
-    char cand[3][512];
+    char cand[4][512];
     size_t n = 0;
+    const char *own = getenv("LEAKSCOPE_CONTROL_DIR"); /* an agent started with control_dir= */
+    if (own && *own) snprintf(cand[n++], 512, "%s", own);
     const char *xdg = getenv("XDG_RUNTIME_DIR");
     if (xdg && xdg[0] == '/') snprintf(cand[n++], 512, "%s/leakscope", xdg);
     snprintf(cand[n++], 512, "/run/user/%u/leakscope", (unsigned)geteuid());
@@ -133,8 +135,8 @@ static int exchange(int fd, const char *request, char *reply, size_t replylen, i
 int ls_ctl_request(pid_t pid, const char *request, char *reply, size_t replylen, int timeout_ms,
                    char *err, size_t errlen)
 {
-    char dirs[3][512];
-    size_t nd = ls_ctl_dirs(dirs, 3);
+    char dirs[4][512];
+    size_t nd = ls_ctl_dirs(dirs, 4);
     int last_errno = ENOENT;
     for (size_t i = 0; i < nd; i++) {
         char path[600];
@@ -187,8 +189,8 @@ int ls_ctl_snapshot(pid_t pid, const char *path, int leak_check, char *err, size
 
 size_t ls_ctl_list(ls_ctl_agent_fn fn, void *ctx)
 {
-    char dirs[3][512];
-    size_t nd = ls_ctl_dirs(dirs, 3), found = 0;
+    char dirs[4][512];
+    size_t nd = ls_ctl_dirs(dirs, 4), found = 0;
     for (size_t i = 0; i < nd; i++) {
         DIR *d = opendir(dirs[i]);
         if (!d) continue;

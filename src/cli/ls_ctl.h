@@ -19,7 +19,9 @@
 
 #define LS_CTL_LINE_MAX 4096
 
-/* The candidate socket directories, most specific first; returns how many (<= 3). */
+/* The candidate socket directories, most specific first: $LEAKSCOPE_CONTROL_DIR (for agents
+ * started with control_dir=), $XDG_RUNTIME_DIR/leakscope, /run/user/UID/leakscope,
+ * /tmp/leakscope-UID. Returns how many (<= 4). */
 size_t ls_ctl_dirs(char dirs[][512], size_t max);
 
 /* Connects to pid's agent, sends request (no newline needed), reads the reply. Returns 0 with the

@@ -330,6 +330,19 @@ static void test_refusals(void)
     setenv("XDG_RUNTIME_DIR", saved, 1);
     free(saved);
 
+    /* an agent with its own control_dir: the CLI finds it through LEAKSCOPE_CONTROL_DIR */
+    char own[400], extra[500];
+    snprintf(own, sizeof(own), "%s/own", dir);
+    snprintf(extra, sizeof(extra), ":control_dir=%s", own);
+    pid = start_serve(&c, extra);
+    CHECK(pid > 0);
+    usleep(100000);
+    CHECK(request(pid, "info", reply, sizeof(reply)) == -1);
+    setenv("LEAKSCOPE_CONTROL_DIR", own, 1);
+    CHECK(request(pid, "info", reply, sizeof(reply)) == 0);
+    unsetenv("LEAKSCOPE_CONTROL_DIR");
+    CHECK_U(finish(&c), 0);
+
     pid = start_serve(&c, ":control=0");
     CHECK(pid > 0);
     CHECK(request(pid, "info", reply, sizeof(reply)) == -1);
@@ -352,6 +365,7 @@ int main(int argc, char **argv)
     snprintf(xdg, sizeof(xdg), "%s/xdg", dir);
     mkdir(xdg, 0700);
     setenv("XDG_RUNTIME_DIR", xdg, 1);
+    unsetenv("LEAKSCOPE_CONTROL_DIR");
     RUN(test_api);
     RUN(test_socket);
     RUN(test_signal_and_interval);
