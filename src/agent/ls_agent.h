@@ -169,6 +169,8 @@ bool ls__bm_set(uintptr_t p) LS_HIDDEN; /* false: cannot record (address too hig
 bool ls__bm_test_clear(uintptr_t p) LS_HIDDEN; /* was p ours? (and it no longer is) */
 bool ls__bm_test(uintptr_t p) LS_HIDDEN;
 size_t ls__bm_foreach(void (*fn)(uintptr_t p, void *ctx), void *ctx) LS_HIDDEN;
+/* Live blocks now (racy unless the world is stopped: a count, not a snapshot). */
+size_t ls__bm_count(void) LS_HIDDEN;
 
 /* ---- stack depot (ls_stackdepot.c) ----------------------------------------------------------- */
 uint64_t ls__depot_hash(const uintptr_t *pcs, size_t n) LS_HIDDEN;
@@ -239,7 +241,8 @@ int ls__check_run(ls_check_result_t *res, bool classify, const ls_exit_state_t *
 void ls__check_free(ls_check_result_t *res) LS_HIDDEN;
 /* Writes a snapshot file atomically (PATH.tmp.PID, renamed). res->kind/bflags/leader may be NULL
  * (a live collection: no verdicts). trigger names what asked for it (META trigger), seq is the
- * live snapshot number (0 for exit). Returns 0 or an errno. */
+ * live snapshot number (0 for exit). Returns 0 or an errno; reporting it is the caller's (the
+ * program's stderr, or the peer that asked over the socket). */
 int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reason, int exit_status,
                        int signo, const char *trigger, uint64_t seq) LS_HIDDEN;
 /* Expands pattern into buf: %p = pid, %n = seq, %% = %. */
@@ -262,7 +265,8 @@ typedef struct ls_live_info {
     char error[256];
 } ls_live_info_t;
 /* Takes a snapshot of the running process into path (NULL: the snapshot_output pattern), with a
- * leak check when asked. Returns 0, or -1 with info->error set. Not from a signal handler. */
+ * leak check when asked. Returns 0, or -1 with the reason in info->error - or, with info NULL,
+ * on stderr. Not from a signal handler. */
 int ls__live_snapshot(const char *path, const char *trigger, bool leak_check,
                       ls_live_info_t *info) LS_HIDDEN;
 uint64_t ls__snapshots_taken(void) LS_HIDDEN;

@@ -88,6 +88,17 @@ bool ls__bm_test(uintptr_t p)
  * Calls fn for every set bit in address order. Only resident pages of each second-level bitmap
  * are read (mincore): an untouched page is all zero, and reading it would fault it in.
  */
+static void count_none(uintptr_t p, void *ctx)
+{
+    (void)p;
+    (void)ctx;
+}
+
+size_t ls__bm_count(void)
+{
+    return ls__bm_foreach(count_none, NULL);
+}
+
 size_t ls__bm_foreach(void (*fn)(uintptr_t p, void *ctx), void *ctx)
 {
     size_t n = 0;

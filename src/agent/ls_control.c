@@ -187,7 +187,6 @@ static void serve_snapshot(int fd, char *arg)
         return;
     }
     ls_live_info_t info;
-    memset(&info, 0, sizeof(info));
     if (ls__live_snapshot(arg, "control", check, &info) < 0) {
         reply(fd, "error %s", info.error[0] ? info.error : "snapshot failed");
         return;
@@ -196,16 +195,9 @@ static void serve_snapshot(int fd, char *arg)
           info.blocks);
 }
 
-static void count_block(uintptr_t p, void *ctx)
-{
-    (void)p;
-    (*(uint64_t *)ctx)++;
-}
-
 static void serve_info(int fd)
 {
-    uint64_t blocks = 0;
-    ls__bm_foreach(count_block, &blocks); /* racy by nature: a count, not a snapshot */
+    uint64_t blocks = ls__bm_count();
     char exe[1024];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
     exe[n > 0 ? n : 0] = 0;
@@ -254,13 +246,6 @@ static void serve_line(int fd, char *line, size_t n)
 
 /* ---- the thread --------------------------------------------------------------------------------
  */
-static void take_snapshot(const char *trigger)
-{
-    ls_live_info_t info;
-    memset(&info, 0, sizeof(info));
-    if (ls__live_snapshot(NULL, trigger, false, &info) < 0)
-        ls__error("%s snapshot failed: %s", trigger, info.error);
-}
 
 /*
  * Connections: up to LS_CTL_CONNS are read at once, each until its line is complete or its
@@ -386,9 +371,10 @@ static void *control_main(void *arg)
             uint64_t v;
             (void)!read(ctl.wake_fd, &v, sizeof(v));
         }
-        if (atomic_exchange(&ctl.snapshot_pending, 0)) take_snapshot("signal");
+        if (atomic_exchange(&ctl.snapshot_pending, 0))
+            ls__live_snapshot(NULL, "signal", false, NULL);
         if (interval_ms && mono_ms() >= next) {
-            take_snapshot("interval");
+            ls__live_snapshot(NULL, "interval", false, NULL);
             next = mono_ms() + interval_ms;
         }
         for (int i = 0; i < LS_CTL_CONNS; i++)

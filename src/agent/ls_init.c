@@ -312,9 +312,11 @@ void ls__at_exit(int reason, int status, int signo, const ls_exit_state_t *st)
         char path[4096];
         ls__output_path(path, sizeof(path), NULL);
         uint64_t t2 = ls__now_ns();
-        if (ls__snapshot_write(path, &res, reason, status, signo,
-                               reason == LS_REASON_EXIT ? "exit" : "signal", 0) == 0 &&
-            ls__g.opt.summary && res.checked)
+        int werr = ls__snapshot_write(path, &res, reason, status, signo,
+                                      reason == LS_REASON_EXIT ? "exit" : "signal", 0);
+        if (werr)
+            ls__error("cannot write snapshot %s: %s", path, strerror(werr));
+        else if (ls__g.opt.summary && res.checked)
             print_summary(&res, path);
         if (ls__g.opt.verbose)
             ls__log("exit: freeres %.1f ms, check %.1f ms (%zu blocks), snapshot %.1f ms",
@@ -514,7 +516,11 @@ LS_EXPORT long ls_agent_leak_check(const char *snapshot_path)
         for (size_t i = 0; i < res.n; i++)
             if (res.kind[i] == LS_KIND_DEFINITELY || res.kind[i] == LS_KIND_INDIRECTLY)
                 lost += (long)(res.blocks[i].size_flags & LS_SIZE_MASK);
-        if (ls__snapshot_write(path, &res, LS_REASON_LIVE, 0, 0, "leak_check", 0)) lost = -1;
+        int werr = ls__snapshot_write(path, &res, LS_REASON_LIVE, 0, 0, "leak_check", 0);
+        if (werr) {
+            ls__error("cannot write snapshot %s: %s", path, strerror(werr));
+            lost = -1;
+        }
         ls__check_free(&res);
     }
     ls__tls.guard--;

@@ -126,12 +126,6 @@ static void sink_addr(uintptr_t p, void *ctx)
         s->missed++;
 }
 
-static void count_addr(uintptr_t p, void *ctx)
-{
-    (void)p;
-    ((addr_sink_t *)ctx)->n++;
-}
-
 size_t ls__collect_addrs(ls_block_t *out, size_t cap, size_t *missed)
 {
     addr_sink_t s = {out, 0, cap, 0};
@@ -175,9 +169,8 @@ void ls__read_trailers(ls_block_t *out, size_t n)
 int ls__live_collect(ls_check_result_t *res)
 {
     memset(res, 0, sizeof(*res));
-    addr_sink_t est = {NULL, 0, 0, 0};
-    ls__bm_foreach(count_addr, &est); /* racy, only a size hint */
-    size_t cap = est.n + est.n / 8 + 4096;
+    size_t n = ls__bm_count(); /* racy, only a size hint */
+    size_t cap = n + n / 8 + 4096;
     for (int attempt = 0; attempt < 4; attempt++) {
         size_t bytes = cap * sizeof(ls_block_t);
         ls_block_t *blocks = ls__map_table(bytes);
@@ -239,10 +232,25 @@ uint64_t ls__snapshots_taken(void)
     return atomic_load(&snapshots_written);
 }
 
+static int live_snapshot(const char *path, const char *trigger, bool leak_check,
+                         ls_live_info_t *info);
+
 int ls__live_snapshot(const char *path, const char *trigger, bool leak_check, ls_live_info_t *info)
 {
+    ls_live_info_t mine;
+    bool report = !info; /* nobody to hand the error to: the program's stderr */
+    if (!info) info = &mine;
+    memset(info, 0, sizeof(*info));
+    int rc = live_snapshot(path, trigger, leak_check, info);
+    if (rc && report) ls__error("%s snapshot failed: %s", trigger, info->error);
+    return rc;
+}
+
+static int live_snapshot(const char *path, const char *trigger, bool leak_check,
+                         ls_live_info_t *info)
+{
     if (atomic_load(&ls__g.exiting)) {
-        if (info) snprintf(info->error, sizeof(info->error), "the process is exiting");
+        snprintf(info->error, sizeof(info->error), "the process is exiting");
         return -1;
     }
     char buf[4096];
@@ -254,20 +262,17 @@ int ls__live_snapshot(const char *path, const char *trigger, bool leak_check, ls
     ls_check_result_t res;
     int rc = leak_check ? ls__check_run(&res, true, NULL) : ls__live_collect(&res);
     if (rc) {
-        if (info) snprintf(info->error, sizeof(info->error), "cannot collect the live blocks");
+        snprintf(info->error, sizeof(info->error), "cannot collect the live blocks");
         return -1;
     }
     if (leak_check) res.pause_ns = res.scan_ns; /* the whole check runs parked */
     uint64_t seq = atomic_fetch_add(&snapshot_seq, 1) + 1;
     int werr = ls__snapshot_write(path, &res, LS_REASON_LIVE, 0, 0, trigger, seq);
-    if (info) {
-        info->pause_ns = res.pause_ns;
-        info->blocks = res.n;
-        snprintf(info->path, sizeof(info->path), "%s", path);
-        if (werr)
-            snprintf(info->error, sizeof(info->error), "cannot write %.180s: %s", path,
-                     strerror(werr));
-    }
+    info->pause_ns = res.pause_ns;
+    info->blocks = res.n;
+    snprintf(info->path, sizeof(info->path), "%s", path);
+    if (werr)
+        snprintf(info->error, sizeof(info->error), "cannot write %.180s: %s", path, strerror(werr));
     if (!werr) atomic_fetch_add(&snapshots_written, 1);
     if (ls__g.opt.verbose)
         ls__log("snapshot %s (%s): %zu blocks, host paused %.2f ms", path, trigger, res.n,

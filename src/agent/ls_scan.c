@@ -439,17 +439,6 @@ static size_t drop_dead_thread_tls(scan_ctx_t *c, ls_block_t *b, size_t n, const
 /* ---- the check ---------------------------------------------------------------------------------
  */
 
-typedef struct collect {
-    ls_block_t *out;
-    size_t n, cap;
-} collect_t;
-
-static void count_block(uintptr_t p, void *ctx)
-{
-    (void)p;
-    ((collect_t *)ctx)->n++;
-}
-
 static void *carve(char *base, size_t *off, size_t bytes)
 {
     void *r = base ? base + *off : NULL;
@@ -508,9 +497,7 @@ int ls__check_run(ls_check_result_t *res, bool classify, const ls_exit_state_t *
     unsigned unresponsive = 0;
     nparked = ls__stopworld_stop(&parked, &unresponsive);
     ls__mem_unlock();
-    collect_t cnt = {NULL, 0, 0};
-    ls__bm_foreach(count_block, &cnt);
-    size_t n = cnt.n;
+    size_t n = ls__bm_count();
     size_t cap = n + 16;
     scan_ctx_t c;
     memset(&c, 0, sizeof(c));

@@ -112,9 +112,6 @@ static int copy_into(const char *from, const char *to)
 int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reason, int exit_status,
                        int signo, const char *trigger, uint64_t seq)
 {
-    /* A snapshot asked for over the socket reports its failure to the asker, not on the
-     * program's stderr. */
-    const bool quiet = trigger && strcmp(trigger, "control") == 0;
     /* A file is replaced atomically (temporary name beside it, rename). Anything else - a FIFO,
      * a terminal - is never replaced: the snapshot is staged in /tmp and copied into it; and
      * /dev/null (output=/dev/null: keep nothing) is not written at all. */
@@ -122,7 +119,6 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
     bool special = stat(path, &st) == 0 && !S_ISREG(st.st_mode);
     if (special && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)) return 0;
     if (special && S_ISDIR(st.st_mode)) {
-        if (!quiet) ls__error("cannot write snapshot %s: it is a directory", path);
         return EISDIR;
     }
     char tmp_path[4200];
@@ -133,9 +129,7 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
         snprintf(tmp_path, sizeof(tmp_path), "%s.tmp.%d", path, (int)getpid());
     int fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
-        int e = errno;
-        if (!quiet) ls__error("cannot write snapshot %s: %s", tmp_path, strerror(e));
-        return e;
+        return errno;
     }
     size_t n = res->n;
     size_t scratch_bytes = (1u << 20) + n * 8 + 65536 * 4 + 64 * 3;
@@ -240,7 +234,6 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
     }
     if (err) {
         unlink(tmp_path);
-        if (!quiet) ls__error("cannot write snapshot %s: %s", path, strerror(err));
         return err;
     }
     return 0;

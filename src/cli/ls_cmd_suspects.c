@@ -74,17 +74,14 @@ int ls_cmd_suspects(int argc, char **argv)
             so.has_min_growth = true;
             break;
         case 'S':
-            if (nskip == sizeof(skip) / sizeof(skip[0]))
-                return ls_usage_error(CMD, "too many --site-skip globs (at most 64)");
-            skip[nskip++] = optarg;
+            if (ls_site_skip_add(CMD, skip, &nskip, sizeof(skip) / sizeof(skip[0]), optarg))
+                return 2;
             break;
         case 'h':
             usage(stdout);
             return 0;
-        case ':':
-            return ls_usage_error(CMD, "option '%s' needs an argument", argv[optind - 1]);
-        default:
-            return ls_usage_error(CMD, "unknown option '%s'", argv[optind - 1]);
+        default: /* ':' (missing argument) or unknown */
+            return ls_option_error(CMD, c, argv[optind - 1]);
         }
     }
     int json = ls_parse_format(format);

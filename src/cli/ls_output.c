@@ -118,6 +118,19 @@ int ls_usage_error(const char *cmd, const char *fmt, ...)
     return 2;
 }
 
+int ls_option_error(const char *cmd, int c, const char *opt)
+{
+    if (c == ':') return ls_usage_error(cmd, "option '%s' needs an argument", opt);
+    return ls_usage_error(cmd, "unknown option '%s'", opt);
+}
+
+int ls_site_skip_add(const char *cmd, const char **skip, size_t *n, size_t max, const char *glob)
+{
+    if (*n == max) return ls_usage_error(cmd, "too many --site-skip globs (at most %zu)", max);
+    skip[(*n)++] = glob;
+    return 0;
+}
+
 int ls_parse_uint(const char *s, uint64_t max, uint64_t *out)
 {
     if (!s || *s < '0' || *s > '9') return -1;

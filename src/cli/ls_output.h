@@ -41,6 +41,11 @@ void ls_set_err(char *err, size_t errlen, const char *fmt, ...)
 
 /* Prints "CMD: message" and "Try 'CMD --help'." on stderr; returns 2 (the usage-error status). */
 int ls_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* getopt_long (with a leading ':' in its optstring) returned c for the option text opt that no
+ * case took: a missing argument (':') or an unknown option. Prints it; returns 2. */
+int ls_option_error(const char *cmd, int c, const char *opt);
+/* Adds one --site-skip GLOB to skip[*n] (at most max). Returns 0, or the usage error's 2. */
+int ls_site_skip_add(const char *cmd, const char **skip, size_t *n, size_t max, const char *glob);
 /* A decimal integer <= max, nothing else. Returns 0 or -1. */
 int ls_parse_uint(const char *s, uint64_t max, uint64_t *out);
 /* A byte count: an integer with an optional binary suffix k/K/KiB, M/MiB, G/GiB. 0 or -1. */
