@@ -3,9 +3,11 @@
  * interfaces between interposition, the live table, the stack depot, module registry, scan and
  * snapshot writer. Everything here is internal (ls__ prefix, hidden visibility).
  *
- * Lock order (outermost first): ls__g.check_lock > module lock > table shard locks > depot
- * bucket locks. The scan takes all of them before it parks the other threads, so no parked thread
- * can hold one. None of them is ever held across a call into the real allocator.
+ * Lock order (outermost first): ls__g.check_lock > module lock > table shard locks > refs locks
+ * (ls_refs.c: object stripes > block stripes > its leaf locks) > depot bucket locks > memory
+ * locks. The scan takes all of them before it parks the other threads, so no parked thread
+ * can hold one (the refs locks are never needed while threads are parked). None of them is
+ * ever held across a call into the real allocator.
  */
 #ifndef LS_AGENT_H
 #define LS_AGENT_H
@@ -91,6 +93,22 @@ typedef struct ls_tls {
     } stack_cache[LS_STACK_CACHE];
     ls_exit_state_t exit_state;
     int have_exit_state;
+    /* reference counts (ls_refs.c): this thread's batch of free event slots (recycled ones and
+     * a fresh range), so recording an event writes no shared cache line; its tid (0: unknown) */
+    struct {
+        uint32_t tid;
+        uint32_t nfree;
+        uint32_t free[64];       /* recycled slots, taken from the end */
+        uint32_t bump, bump_end; /* fresh slots [bump, bump_end) */
+        int keyed;               /* its slots go back when it exits (a pthread key's destructor) */
+        int busy; /* inside ls_refs.c: a free from a signal handler leaves the refs alone */
+    } refs;
+    /* The figures of the last refs chunks this thread wrote (ls_refs_check, exit summary). */
+    struct {
+        int valid;
+        long findings;
+        uint64_t referenced, errors;
+    } refs_last;
 } ls_tls_t;
 
 extern __thread ls_tls_t ls__tls LS_HIDDEN;
@@ -168,6 +186,8 @@ bool ls__bm_init(void) LS_HIDDEN;
 bool ls__bm_set(uintptr_t p) LS_HIDDEN; /* false: cannot record (address too high, no memory) */
 bool ls__bm_test_clear(uintptr_t p) LS_HIDDEN; /* was p ours? (and it no longer is) */
 bool ls__bm_test(uintptr_t p) LS_HIDDEN;
+/* The nearest block start at or below p, at most max_back bytes below it; 0 when none. */
+uintptr_t ls__bm_find_block(uintptr_t p, size_t max_back) LS_HIDDEN;
 size_t ls__bm_foreach(void (*fn)(uintptr_t p, void *ctx), void *ctx) LS_HIDDEN;
 /* Live blocks now (racy unless the world is stopped: a count, not a snapshot). */
 size_t ls__bm_count(void) LS_HIDDEN;
@@ -276,6 +296,58 @@ uint32_t ls__markers_count(void) LS_HIDDEN;
 void ls__markers_after_fork_child(void) LS_HIDDEN;
 uint64_t ls__markers_dropped(void) LS_HIDDEN;
 void ls__markers_write(struct ls_fmt_writer *w) LS_HIDDEN;
+
+/* ---- reference counts (ls_refs.c; docs/DESIGN.md "Reference counts") ----------------------- */
+struct ls_uw_frame;
+/* Nonzero once any object was registered: only then do frees look for objects in their block. */
+extern _Atomic int ls__refs_active LS_HIDDEN;
+/* The tracked heap block starting at p is being freed (free, or realloc moving it): objects
+ * registered in it die (op FREE), with the stack captured from f (the frame of free's caller;
+ * NULL: no stack - pass NULL when the thread's guard was already set on entry, as the unwinder
+ * may be busy then). Never allocates. Cheap when no object lives in p: one lock-free load. */
+void ls__refs_block_freed(const void *p, const struct ls_uw_frame *f) LS_HIDDEN;
+/* May objects live in the tracked block starting at p? Lock-free; false positives possible, no
+ * false negatives. realloc moves such blocks by hand, so the old address cannot be reused by
+ * another thread before the objects in it are dead. */
+bool ls__refs_block_has_objects(const void *p) LS_HIDDEN;
+/* Type id for name (interned, 1, 2, ...; cut at 120 bytes; NULL is "(untyped)"); wrapped:
+ * objects of this type come from run --refs. 0 when the type table is full. Any thread, any
+ * time after init; never allocates. */
+uint32_t ls__refs_type(const char *name, bool wrapped) LS_HIDDEN;
+/* Entered a wrapped reference function (ls_hook.c): op LS_REF_OP_GET or LS_REF_OP_PUT on obj.
+ * An object seen for the first time is registered with one reference (its constructor's), the
+ * creation stack being its heap block's allocation stack. f: the frame of the function's caller.
+ * Call it with the thread's guard CLEAR: like the public entry points it does nothing when the
+ * guard is set (the agent is already busy on this thread, e.g. a signal handler interrupted it)
+ * or the agent is not READY, and sets the guard itself while it works. */
+void ls__refs_wrapped(int op, uint32_t type, const void *obj,
+                      const struct ls_uw_frame *f) LS_HIDDEN;
+/*
+ * Snapshots. ls__refs_view_take copies the whole refs state (live objects with their histories,
+ * findings, learned pairs, types, counters) with every refs lock held, so the host's gets and
+ * puts wait only for the copy, never for the disk; the writer then works from the copy. NULL
+ * when no object was ever registered (or no memory for the copy: counted, reported).
+ */
+typedef struct ls_refs_view ls_refs_view_t;
+ls_refs_view_t *ls__refs_view_take(void) LS_HIDDEN;
+void ls__refs_view_free(ls_refs_view_t *v) LS_HIDDEN;
+/* Appends the stack ids the refs chunks name (objects, events, findings, pairs) to ids, at most
+ * cap; returns how many it wanted to write (may exceed cap: call again bigger). */
+size_t ls__refs_stack_ids(const ls_refs_view_t *v, uint32_t *ids, size_t cap) LS_HIDDEN;
+/* Writes the REF_* chunks of v and returns the number of findings: error occurrences so far
+ * plus live objects holding references (ls__refs_view_take also leaves these figures in
+ * ls__tls.refs_last, for ls_refs_check and the exit summary). */
+long ls__refs_write(struct ls_fmt_writer *w, const ls_refs_view_t *v) LS_HIDDEN;
+/* STATS items of the refs (LS_STAT_REF_*), inside the caller's open STATS chunk. */
+void ls__refs_write_stats(struct ls_fmt_writer *w, const ls_refs_view_t *v) LS_HIDDEN;
+void ls__refs_lock_all(void) LS_HIDDEN; /* fork: every refs lock, in lock order */
+void ls__refs_unlock_all(void) LS_HIDDEN;
+void ls__refs_after_fork_child(void) LS_HIDDEN; /* the child keeps the parent's objects */
+
+/* ---- wrapped reference functions (ls_hook.c): run --refs, option refs= ----------------------- */
+/* Installs entry hooks on the functions named by the refs option that are loaded now; again after
+ * each dlopen (new objects only). Errors are reported on stderr once per function. */
+void ls__hooks_install(void) LS_HIDDEN;
 
 /* ---- control channel (ls_control.c) ---------------------------------------------------------- */
 /* Starts the control thread (socket, snapshot signal, interval snapshots) if the options ask for

@@ -132,3 +132,38 @@ size_t ls__bm_foreach(void (*fn)(uintptr_t p, void *ctx), void *ctx)
     }
     return n;
 }
+
+/*
+ * The nearest block start at or below p, at most max_back bytes below it (0: none). Reference
+ * counting uses it to find the block an object lives in (GObject instances sit past their
+ * private data). Word by word backwards; a missing second-level bitmap is a 256 MiB hole.
+ */
+uintptr_t ls__bm_find_block(uintptr_t p, size_t max_back)
+{
+    if ((p >> LS_BM_ADDR_BITS) || !l1) return 0;
+    uintptr_t lo = p > max_back ? p - max_back : 0;
+    uintptr_t g = p >> 4, glo = lo >> 4;
+    for (;;) {
+        size_t i = (size_t)(g >> (LS_BM_L2_SHIFT - 4));
+        uint64_t *l2 = atomic_load_explicit(&l1[i], memory_order_acquire);
+        uint64_t first_g = (uint64_t)i << (LS_BM_L2_SHIFT - 4); /* granule of this bitmap's bit 0 */
+        if (l2) {
+            uint64_t k = g - first_g; /* bit index within this bitmap */
+            for (;;) {
+                uint64_t w =
+                    atomic_load_explicit((_Atomic uint64_t *)&l2[k >> 6], memory_order_relaxed);
+                unsigned b = (unsigned)(k & 63);
+                if (b < 63) w &= (2ull << b) - 1; /* bits <= k */
+                if (w) {
+                    uint64_t found = first_g + (k & ~63ull) + (63 - (unsigned)__builtin_clzll(w));
+                    return found >= glo ? (uintptr_t)(found << 4) : 0;
+                }
+                if ((k >> 6) == 0) break; /* word 0 done */
+                k = (k & ~63ull) - 1;
+                if (first_g + k < glo) return 0;
+            }
+        }
+        if (first_g == 0 || first_g - 1 < glo) return 0;
+        g = first_g - 1;
+    }
+}

@@ -66,6 +66,7 @@ static void fork_prepare(void)
     ls__tls.guard++;
     ls__spin_lock(&ls__g.check_lock);
     ls__modules_lock();
+    ls__refs_lock_all();
     ls__depot_lock_all();
     ls__mem_lock();
 }
@@ -74,6 +75,7 @@ static void fork_parent(void)
 {
     ls__mem_unlock();
     ls__depot_unlock_all();
+    ls__refs_unlock_all();
     ls__modules_unlock();
     ls__spin_unlock(&ls__g.check_lock);
     ls__tls.guard--;
@@ -83,6 +85,7 @@ static void fork_child(void)
 {
     ls__mem_unlock();
     ls__depot_after_fork_child();
+    ls__refs_after_fork_child();
     ls__modules_unlock();
     ls__spin_unlock(&ls__g.check_lock);
     ls__g.pid = getpid();
@@ -238,6 +241,10 @@ static void print_summary(const ls_check_result_t *res, const char *path)
             (unsigned long long)bytes[2], (unsigned long long)blocks[2],
             (unsigned long long)bytes[3], (unsigned long long)blocks[3],
             (unsigned long long)bytes[4], (unsigned long long)blocks[4]);
+    if (ls__tls.refs_last.valid) /* reference counts were used */
+        ls__log("refs: %llu objects still referenced, %llu reference errors",
+                (unsigned long long)ls__tls.refs_last.referenced,
+                (unsigned long long)ls__tls.refs_last.errors);
     ls__log("details: leakscope report %s", path);
 }
 
@@ -308,6 +315,7 @@ void ls__at_exit(int reason, int status, int signo, const ls_exit_state_t *st)
                 (unsigned long long)ls__unwind_reused_frames());
     }
     ls_check_result_t res;
+    ls__tls.refs_last.valid = 0;
     if (ls__check_run(&res, ls__g.opt.leak_check, st) == 0) {
         char path[4096];
         ls__output_path(path, sizeof(path), NULL);
@@ -404,6 +412,7 @@ static ls_main_fn real_main;
 static int main_wrapper(int argc, char **argv, char **envp)
 {
     ls__control_start(); /* here: libc is fully up, the host has not started its threads yet */
+    ls__hooks_install(); /* run --refs: the libraries main was linked with are all loaded */
     int r = real_main(argc, argv, envp);
     uintptr_t none[1] = {0};
     record_exit(r, (uintptr_t)__builtin_frame_address(0) + 16, none, 0);
@@ -464,6 +473,7 @@ LS_EXPORT void *dlopen(const char *file, int flags)
         ls__unwind_modules_added(); /* nothing was unmapped: cached rules stay valid */
         ls__modules_refresh(first);
         ls__tls.guard--;
+        ls__hooks_install(); /* its reference functions, if it brought any */
     }
     return h;
 }

@@ -203,17 +203,30 @@ LS_EXPORT void *malloc(size_t size)
     return p;
 }
 
+/* Objects registered in a block die with it (ls_refs.c). fp: free's own frame, which gives the
+ * frame of free's caller, so the FREE event names the program's function. */
+static LS_COLD __attribute__((noinline)) void refs_block_freed(void *p, const uintptr_t *fp)
+{
+    ls_uw_frame_t f = {.pc = fp[1], .sp = (uintptr_t)(fp + 2), .bp = fp[0]};
+    /* With the guard set (a signal handler interrupted the agent) the unwinder may be busy. */
+    ls__refs_block_freed(p, ls__tls.guard ? NULL : &f);
+}
+
 /* No guard, no state test: whoever frees a block of ours, even a signal handler running inside
  * the agent, its bit must go; nothing here can call back into the allocator. */
 LS_EXPORT void free(void *p)
 {
     if (!p) return;
     if (LS_UNLIKELY(is_boot(p))) return;
-    if (LS_UNLIKELY(!ls__bm_test_clear((uintptr_t)p)))
+    if (LS_UNLIKELY(!ls__bm_test_clear((uintptr_t)p))) {
         atomic_fetch_add_explicit(&ls__g.unknown_frees, 1, memory_order_relaxed);
-    else if (LS_UNLIKELY(atomic_load_explicit(&ls__defer_frees, memory_order_relaxed)) &&
-             defer_free(p))
-        return;
+    } else {
+        if (LS_UNLIKELY(atomic_load_explicit(&ls__refs_active, memory_order_relaxed)))
+            refs_block_freed(p, (const uintptr_t *)__builtin_frame_address(0));
+        if (LS_UNLIKELY(atomic_load_explicit(&ls__defer_frees, memory_order_relaxed)) &&
+            defer_free(p))
+            return;
+    }
     free_untracked(p);
 }
 
@@ -247,8 +260,10 @@ static LS_COLD void *realloc_from_boot(void *p, size_t size)
     return q;
 }
 
-/* realloc while a snapshot reads trailers: p must stay where it is, so move by hand. */
-static LS_COLD void *realloc_deferred(void *p, size_t size, const ls_uw_frame_t *f)
+/* realloc by hand: while a snapshot reads trailers (p must stay where it is), and for a block
+ * holding reference-counted objects (they die with it, and its address must not be reused by
+ * another thread before they are dead). */
+static LS_COLD void *realloc_by_hand(void *p, size_t size, const ls_uw_frame_t *f)
 {
     size_t old = ls__trailer(p)->size_flags & LS_SIZE_MASK;
     void *q = size ? ls__real.malloc(size + LS_TRAILER) : NULL;
@@ -257,6 +272,7 @@ static LS_COLD void *realloc_deferred(void *p, size_t size, const ls_uw_frame_t 
         return NULL;
     }
     if (q) memcpy(q, p, old < size ? old : size);
+    if (atomic_load_explicit(&ls__refs_active, memory_order_relaxed)) ls__refs_block_freed(p, f);
     if (!defer_free(p)) ls__real.free(p);
     return q ? track(q, size, f) : NULL;
 }
@@ -270,8 +286,10 @@ static void *realloc_common(void *p, size_t size, const ls_uw_frame_t *f)
         return q ? track(q, size, f) : NULL;
     }
     if (!ls__bm_test_clear((uintptr_t)p)) return ls__real.realloc(p, size); /* foreign */
-    if (LS_UNLIKELY(atomic_load_explicit(&ls__defer_frees, memory_order_relaxed)))
-        return realloc_deferred(p, size, f);
+    if (LS_UNLIKELY(atomic_load_explicit(&ls__defer_frees, memory_order_relaxed)) ||
+        LS_UNLIKELY(atomic_load_explicit(&ls__refs_active, memory_order_relaxed) &&
+                    ls__refs_block_has_objects(p)))
+        return realloc_by_hand(p, size, f);
     if (size == 0) {
         ls__real.free(p);
         return NULL;

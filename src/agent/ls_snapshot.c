@@ -1,6 +1,7 @@
 /*
  * ls_snapshot.c - writes what the agent knows as a snapshot file (layout: ls_format.h):
- * META, MODULES, the STACKS that live blocks use, BLOCKS with their classification, STATS.
+ * META, MODULES, the STACKS that live blocks and the reference counts use, BLOCKS with their
+ * classification, the REF_* chunks when objects were registered, STATS.
  * Written to PATH.tmp.PID and renamed, so a reader sees the whole file or nothing.
  */
 #define _GNU_SOURCE
@@ -116,9 +117,16 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
      * a terminal - is never replaced: the snapshot is staged in /tmp and copied into it; and
      * /dev/null (output=/dev/null: keep nothing) is not written at all. */
     struct stat st;
+    /* The refs are copied first (under their locks, briefly): ls_refs_check counts from this
+     * copy even when the snapshot itself goes nowhere. */
+    ls_refs_view_t *rv = ls__refs_view_take();
     bool special = stat(path, &st) == 0 && !S_ISREG(st.st_mode);
-    if (special && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)) return 0;
+    if (special && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)) {
+        ls__refs_view_free(rv);
+        return 0;
+    }
     if (special && S_ISDIR(st.st_mode)) {
+        ls__refs_view_free(rv);
         return EISDIR;
     }
     char tmp_path[4200];
@@ -129,20 +137,24 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
         snprintf(tmp_path, sizeof(tmp_path), "%s.tmp.%d", path, (int)getpid());
     int fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
-        return errno;
+        int e = errno;
+        ls__refs_view_free(rv);
+        return e;
     }
     size_t n = res->n;
-    size_t scratch_bytes = (1u << 20) + n * 8 + 65536 * 4 + 64 * 3;
+    size_t nref = rv ? ls__refs_stack_ids(rv, NULL, 0) : 0; /* stack ids the refs name */
+    size_t scratch_bytes = (1u << 20) + (n + nref) * 8 + 65536 * 4 + 64 * 3;
     char *scratch = ls__map(scratch_bytes);
     if (!scratch) {
         close(fd);
         unlink(tmp_path);
+        ls__refs_view_free(rv);
         return ENOMEM;
     }
     char *wbuf = scratch;
     uint32_t *ids = (uint32_t *)(scratch + (1u << 20));
-    uint32_t *tmp = ids + n;
-    uint32_t *count = tmp + n;
+    uint32_t *tmp = ids + n + nref;
+    uint32_t *count = tmp + n + nref;
 
     ls_fmt_writer_t w;
     ls_fmt_writer_init(&w, fd, wbuf, 1u << 20);
@@ -171,6 +183,7 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
     ls_fmt_put_u64(&w, LS_META_LEAK_CHECKED, res->checked);
     ls_fmt_put_str(&w, LS_META_AGENT_VERSION, LS_VERSION);
     ls_fmt_put_u64(&w, LS_META_MAX_FRAMES, ls__g.max_frames);
+    if (ls__g.opt.refs[0]) ls_fmt_put_str(&w, LS_META_REFS, ls__g.opt.refs);
     ls_fmt_chunk_end(&w, 0);
 
     ls__modules_lock();
@@ -179,7 +192,8 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
     ls__markers_write(&w);
 
     for (size_t i = 0; i < n; i++) ids[i] = res->blocks[i].stack;
-    size_t nids = n ? unique_ids(ids, tmp, n, count) : 0;
+    if (rv) ls__refs_stack_ids(rv, ids + n, nref);
+    size_t nids = n + nref ? unique_ids(ids, tmp, n + nref, count) : 0;
     ls_fmt_chunk_begin(&w, LS_CHUNK_STACKS);
     for (size_t i = 0; i < nids; i++) {
         const uintptr_t *pcs;
@@ -208,6 +222,8 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
     }
     ls_fmt_chunk_end(&w, (uint32_t)n);
 
+    if (rv) ls__refs_write(&w, rv);
+
     ls_fmt_chunk_begin(&w, LS_CHUNK_STATS);
     ls_fmt_put_u64(&w, LS_STAT_UNKNOWN_FREES, atomic_load(&ls__g.unknown_frees));
     ls_fmt_put_u64(&w, LS_STAT_LIVE_BLOCKS, n);
@@ -221,10 +237,12 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
     ls_fmt_put_u64(&w, LS_STAT_AGENT_ERRORS, atomic_load(&ls__g.agent_errors));
     ls_fmt_put_u64(&w, LS_STAT_PAUSE_NS, res->pause_ns);
     ls_fmt_put_u64(&w, LS_STAT_MARKERS_DROPPED, ls__markers_dropped());
+    if (rv) ls__refs_write_stats(&w, rv);
     ls_fmt_chunk_end(&w, 0);
 
     int err = ls_fmt_writer_finish(&w);
     ls__unmap(scratch, scratch_bytes);
+    ls__refs_view_free(rv);
     if (close(fd) < 0 && !err) err = errno;
     if (!err && special) {
         err = copy_into(tmp_path, path);

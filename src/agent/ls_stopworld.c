@@ -53,6 +53,7 @@ static void stop_handler(int sig, siginfo_t *si, void *ucv)
     ls_parked_t *p = atomic_load(&released) != s ? slot_of((pid_t)syscall(SYS_gettid)) : NULL;
     if (p && atomic_load(&p->session) == s) {
         p->sp = ls__ucontext_regs(ucv, p->regs);
+        p->pc = (uintptr_t)((const ucontext_t *)ucv)->uc_mcontext.gregs[REG_RIP];
         p->nregs = 16;
         atomic_store(&p->state, LS_PARKED);
         for (;;) {
@@ -127,8 +128,21 @@ static void sleep_us(long us)
     nanosleep(&ts, NULL);
 }
 
-/* For a thread that did not park: its SP from /proc/self/task/TID/syscall, if blocked there. */
-static uintptr_t syscall_sp(pid_t tid)
+static uintptr_t parse_hex(const char *p)
+{
+    if (p[0] != '0' || p[1] != 'x') return 0;
+    uintptr_t v = 0;
+    for (p += 2;; p++) {
+        if (*p >= '0' && *p <= '9')
+            v = v * 16 + (uintptr_t)(*p - '0');
+        else if (*p >= 'a' && *p <= 'f')
+            v = v * 16 + (uintptr_t)(*p - 'a' + 10);
+        else
+            return v;
+    }
+}
+
+int ls__thread_syscall_regs(pid_t tid, uintptr_t *sp, uintptr_t *pc)
 {
     char path[64], buf[256];
     int n = 0;
@@ -141,28 +155,28 @@ static uintptr_t syscall_sp(pid_t tid)
     for (const char *c = "/syscall"; *c; c++) path[n++] = *c;
     path[n] = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
+    if (fd < 0) return -1;
     ssize_t len = read(fd, buf, sizeof(buf) - 1);
     close(fd);
     if (len <= 0) return 0;
     buf[len] = 0;
-    /* "nr arg1 .. arg6 sp pc": the 8th field is the stack pointer. */
+    /* "nr arg1 .. arg6 sp pc": the 8th and 9th fields. */
     char *p = buf;
     for (int field = 0; field < 7; field++) {
         while (*p && *p != ' ') p++;
         while (*p == ' ') p++;
     }
-    if (p[0] != '0' || p[1] != 'x') return 0;
-    uintptr_t v = 0;
-    for (p += 2;; p++) {
-        if (*p >= '0' && *p <= '9')
-            v = v * 16 + (uintptr_t)(*p - '0');
-        else if (*p >= 'a' && *p <= 'f')
-            v = v * 16 + (uintptr_t)(*p - 'a' + 10);
-        else
-            break;
-    }
-    return v;
+    *sp = parse_hex(p);
+    while (*p && *p != ' ') p++;
+    while (*p == ' ') p++;
+    *pc = parse_hex(p);
+    return *sp && *pc ? 1 : 0;
+}
+
+static uintptr_t syscall_sp(pid_t tid)
+{
+    uintptr_t sp, pc;
+    return ls__thread_syscall_regs(tid, &sp, &pc) == 1 ? sp : 0;
 }
 
 size_t ls__stopworld_stop(ls_parked_t **out, unsigned *unresponsive)

@@ -28,6 +28,7 @@ typedef struct ls_parked {
     _Atomic uint32_t session;
     bool unresponsive; /* never parked: registers unknown, sp from /proc or 0 */
     uintptr_t sp;
+    uintptr_t pc; /* where it was interrupted (parked only): ls_hook.c patches around it */
     uintptr_t regs[16];
     int nregs;
 } ls_parked_t;
@@ -36,5 +37,8 @@ int ls__stopworld_init(int signo) LS_HIDDEN;
 /* Parks all other threads; returns their slots (state LS_PARKED, or unresponsive). */
 size_t ls__stopworld_stop(ls_parked_t **out, unsigned *unresponsive) LS_HIDDEN;
 void ls__stopworld_resume(void) LS_HIDDEN;
+/* A thread that did not park, from /proc/self/task/TID/syscall: 1 when it is blocked in a system
+ * call (*sp, *pc set), 0 when it is running (anywhere) or unreadable, -1 when it is gone. */
+int ls__thread_syscall_regs(pid_t tid, uintptr_t *sp, uintptr_t *pc) LS_HIDDEN;
 
 #endif

@@ -7,7 +7,13 @@
  * separately: the program's report on stderr and in --json FILE, a child's in FILE.PID. The exit
  * status is the program's own (a death by signal is passed on by dying of the same signal),
  * unless --error-exitcode N is given and the program leaked (definitely + indirectly lost, after
- * suppressions).
+ * suppressions) or its reference counts are wrong (objects still referenced, reference errors).
+ *
+ * G_SLICE: GLib before 2.76 serves small blocks (every GObject instance among them) from its slice
+ * allocator, carved out of big chunks without calling malloc per block: those objects are in no
+ * tracked block, a leaked one is never reported and its frees are never seen. valgrind's manual
+ * asks GLib users to set G_SLICE=always-malloc for that reason; `run` sets it in the program's
+ * environment, always (leak checks need it as much as --refs), unless the user set G_SLICE.
  */
 #define _GNU_SOURCE
 #include "ls_cli.h"
@@ -41,6 +47,7 @@ typedef struct run_opts {
     int error_exitcode; /* 0 = not given */
     int show_reachable;
     char extra[1536]; /* further agent options, ":key=value..." */
+    char refs[512];   /* --refs entries, agent syntax: REF,UNREF[,TYPE] separated by ';' */
 } run_opts_t;
 
 static volatile pid_t child_pid;
@@ -57,7 +64,8 @@ static void run_usage(FILE *f)
     fprintf(f,
             "usage: leakscope run [OPTIONS] [--] PROGRAM [ARGS...]\n"
             "  --json FILE            write the leak report as JSON (a forked child: FILE.PID)\n"
-            "  --error-exitcode N     exit with N (1-255) when leaks were found\n"
+            "  --error-exitcode N     exit with N (1-255) when leaks or reference-count\n"
+            "                         errors were found\n"
             "  --suppressions FILE    leak:PATTERN lines; matching leaks are not reported\n"
             "  --show-reachable       also list still-reachable blocks\n"
             "  --output SNAPSHOT      keep the snapshot file (a forked child: SNAPSHOT.PID)\n"
@@ -68,7 +76,14 @@ static void run_usage(FILE *f)
             "  --snapshot-interval S  write a live snapshot every S seconds\n"
             "  --snapshot-output PAT  where those go (%%p pid, %%n number; default\n"
             "                         leakscope.%%p.%%n.lsnap in the program's directory)\n"
-            "  --no-control           no control socket (leakscope snapshot/mark/watch)\n");
+            "  --no-control           no control socket (leakscope snapshot/mark/watch)\n"
+            "  --refs REF:UNREF[:TYPE]\n"
+            "                         check the reference counts of objects passed to the\n"
+            "                         program's functions REF(obj) (takes a reference) and\n"
+            "                         UNREF(obj) (drops one), e.g. g_object_ref:g_object_unref;\n"
+            "                         TYPE names them in the report (default: REF); repeatable\n"
+            "The program runs with G_SLICE=always-malloc unless G_SLICE is set: GLib's slice\n"
+            "allocator would otherwise hide its objects from leakscope (as from valgrind).\n");
 }
 
 /* A signal by name (USR2, SIGUSR2) or number. Returns 0 when it is none. */
@@ -91,6 +106,52 @@ static int add_option(run_opts_t *o, const char *key, const char *value)
     if (strchr(value, ':')) return -1; /* the agent's separator */
     int k = snprintf(o->extra + n, sizeof(o->extra) - n, ":%s=%s", key, value);
     return k < 0 || (size_t)k >= sizeof(o->extra) - n ? -1 : 0;
+}
+
+static bool is_c_name(const char *s, size_t n)
+{
+    if (!n || n > 127 || (s[0] >= '0' && s[0] <= '9')) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(s[i] == '_' || (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+              (s[i] >= '0' && s[i] <= '9')))
+            return false;
+    return true;
+}
+
+/* --refs REF:UNREF[:TYPE]: appended to o->refs as "REF,UNREF[,TYPE]" (the agent's ':' is its
+ * option separator). Returns NULL or what is wrong. The agent checks the same again. */
+static const char *add_refs(run_opts_t *o, const char *spec)
+{
+    const char *f[3];
+    size_t len[3], n = 0;
+    for (const char *p = spec;;) {
+        const char *c = strchr(p, ':');
+        if (n == 3) return "too many fields (want REF:UNREF[:TYPE])";
+        f[n] = p;
+        len[n++] = c ? (size_t)(c - p) : strlen(p);
+        if (!c) break;
+        p = c + 1;
+    }
+    if (n < 2) return "want REF:UNREF[:TYPE]";
+    for (size_t i = 0; i < 2; i++)
+        if (!is_c_name(f[i], len[i])) return "REF and UNREF must be function names";
+    if (len[0] == len[1] && !memcmp(f[0], f[1], len[0])) return "REF and UNREF are the same";
+    if (n == 3) {
+        if (!len[2] || len[2] > 127) return "TYPE must be 1 to 127 characters";
+        for (size_t i = 0; i < len[2]; i++)
+            if ((unsigned char)f[2][i] < 0x20 || f[2][i] == 0x7f || f[2][i] == ',' ||
+                f[2][i] == ';')
+                return "TYPE may not contain ',', ';' or control characters";
+    }
+    size_t used = strlen(o->refs);
+    int k = snprintf(o->refs + used, sizeof(o->refs) - used, "%s%.*s,%.*s%s%.*s", used ? ";" : "",
+                     (int)len[0], f[0], (int)len[1], f[1], n == 3 ? "," : "",
+                     n == 3 ? (int)len[2] : 0, n == 3 ? f[2] : "");
+    if (k < 0 || (size_t)k >= sizeof(o->refs) - used) {
+        o->refs[used] = 0;
+        return "too many --refs (511 characters in all)";
+    }
+    return NULL;
 }
 
 static int parse_int(const char *s, long lo, long hi, long *out)
@@ -178,7 +239,8 @@ static int copy_file(const char *from, const char *to)
     return rc;
 }
 
-/* Renders one process's snapshot; returns lost bytes (definitely + indirectly), -1 on error. */
+/* Renders one process's snapshot; returns lost bytes (definitely + indirectly) plus reference
+ * problems (ls_report_refs_problems), -1 on error. */
 static long long render(const char *snap_path, const run_opts_t *o, const ls_suppressions_t *supp,
                         const char *program, int have_status, int status, const char *json_path,
                         bool is_child)
@@ -208,6 +270,8 @@ static long long render(const char *snap_path, const run_opts_t *o, const ls_sup
         ls_totals_t t;
         ls_report_totals(r, &t);
         lost = (long long)(t.bytes[LS_KIND_DEFINITELY] + t.bytes[LS_KIND_INDIRECTLY]);
+        /* objects still referenced and reference errors fail --error-exitcode too */
+        lost += (long long)ls_report_refs_problems(r);
         if (json_path) {
             char tmp[PATH_MAX + 32];
             bool special = ls_out_is_special(json_path); /* /dev/stdout, a FIFO: in place */
@@ -260,6 +324,7 @@ int ls_cmd_run(int argc, char **argv)
         {"snapshot-interval", required_argument, NULL, 'I'},
         {"snapshot-output", required_argument, NULL, 'O'},
         {"no-control", no_argument, NULL, 'C'},
+        {"refs", required_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -344,6 +409,14 @@ int ls_cmd_run(int argc, char **argv)
         case 'C':
             add_option(&o, "control", "0");
             break;
+        case 'R': {
+            const char *why = add_refs(&o, optarg);
+            if (why) {
+                fprintf(stderr, "leakscope run: --refs '%s': %s\n", optarg, why);
+                return 2;
+            }
+            break;
+        }
         case 'h':
             run_usage(stdout);
             return 0;
@@ -352,6 +425,10 @@ int ls_cmd_run(int argc, char **argv)
             run_usage(stderr);
             return 2;
         }
+    }
+    if (o.refs[0] && add_option(&o, "refs", o.refs)) {
+        fprintf(stderr, "leakscope run: too many options for the agent\n");
+        return 2;
     }
     if (optind >= argc) {
         fprintf(stderr, "leakscope run: no program given\n");
@@ -414,6 +491,7 @@ int ls_cmd_run(int argc, char **argv)
         close(epipe[0]);
         setenv("LD_PRELOAD", preload, 1);
         setenv("LEAKSCOPE_OPTIONS", options, 1);
+        setenv("G_SLICE", "always-malloc", 0); /* see the head comment; the user's value wins */
         free(preload); /* setenv copied them; a sanitized build checks leaks at _exit */
         free(options);
         execvp(prog[0], prog);

@@ -16,6 +16,7 @@
  */
 #include "ls_report.h"
 #include "ls_output.h"
+#include "ls_refs_report.h"
 
 #include <cJSON.h>
 #include <signal.h>
@@ -41,6 +42,7 @@ struct ls_report {
     size_t nrecs;
     uint64_t *supp_blocks, *supp_bytes, *supp_stacks; /* per opts.supp index */
     size_t nsupp;
+    ls_refs_t *refs; /* reference counts (empty without REF_* chunks) */
 };
 
 static const char *const kind_phrase[5] = {"live (not leak-checked)", "definitely lost",
@@ -197,6 +199,8 @@ ls_report_t *ls_report_build(const ls_snapshot_t *snap, ls_symbolizer_t *sym,
         if (ls_stack_expand(snap, sym, rec->stack, &rec->frames, &rec->nframes)) goto oom;
         rec->site = ls_site_index(rec->frames, rec->nframes, r->opts.site_rules);
     }
+    r->refs = ls_refs_build(snap, sym, r->opts.site_rules, err, errlen);
+    if (!r->refs) goto oom;
 
     free(stack_supp);
     free(suppressed);
@@ -218,6 +222,16 @@ void ls_report_totals(const ls_report_t *r, ls_totals_t *out)
     *out = r->totals;
 }
 
+const ls_refs_t *ls_report_refs(const ls_report_t *r)
+{
+    return r->refs;
+}
+
+uint64_t ls_report_refs_problems(const ls_report_t *r)
+{
+    return r->refs ? ls_refs_leaked_objects(r->refs) + ls_refs_errors(r->refs) : 0;
+}
+
 size_t ls_report_nrecords(const ls_report_t *r)
 {
     return r->nrecs;
@@ -237,6 +251,7 @@ void ls_report_free(ls_report_t *r)
     free(r->supp_blocks);
     free(r->supp_bytes);
     free(r->supp_stacks);
+    ls_refs_free(r->refs);
     free(r);
 }
 
@@ -296,6 +311,7 @@ void ls_report_write_text(const ls_report_t *r, FILE *out)
         if (rec->nframes == 0) fprintf(out, "    (no allocation stack recorded)\n");
         for (size_t j = 0; j < rec->nframes; j++) ls_text_frame(out, &rec->frames[j], j == 0);
     }
+    ls_refs_write_text(r->refs, out);
     const ls_totals_t *t = &r->totals;
     fprintf(out, "\nLEAK SUMMARY:\n");
     fprintf(out, "   definitely lost: %s bytes in %s blocks\n",
@@ -325,6 +341,7 @@ void ls_report_write_text(const ls_report_t *r, FILE *out)
                 (unsigned long long)r->supp_stacks[k], x->type, x->pattern, x->file, x->line,
                 ls_commas(r->supp_bytes[k], b1), ls_commas(r->supp_blocks[k], b2));
     }
+    ls_refs_write_summary(r->refs, out);
 }
 
 /* ---- JSON ------------------------------------------------------------------------------ */
@@ -431,6 +448,7 @@ int ls_report_write_json(const ls_report_t *r, FILE *out)
     ls_jframes_free(fc);
 
     cJSON *tail = cJSON_CreateObject();
+    if (tail) ls_jput(&c, tail, "refs", ls_refs_json(r->refs, &c));
     cJSON *sup = tail ? ls_jarr(&c, tail, "suppressions") : NULL;
     if (!tail) c.oom = 1;
     for (size_t k = 0; sup && k < r->nsupp; k++) {

@@ -42,6 +42,57 @@
  *     "no stack"} for a record without a stack.
  *   A live snapshot (reason "live", leak_checked false) has only blocks of kind "unchecked":
  *   its records list them, grouped by stack, biggest first, like any shown kind.
+ *
+ * Since reference counts (only additions):
+ *   "refs": null when the snapshot has no reference counts (no REF_* chunk: the program never
+ *   registered an object), else
+ *   {"objects_live": N, "leaked_objects": N, "errors": N,
+ *    "stats": {"events": N, "events_dropped": N, "event_bytes": N, "objects_dropped": N,
+ *              "findings_dropped": N, "pairs_dropped": N, "events_compacted": N,
+ *              "quarantine_evicted": N, "pairs_learned": N},
+ *    "leaks": [{"type": "...", "objects": N, "references": N, "verdict": "...",
+ *               "message": "...", "function": "F"|null, "culprit": "G"|null,
+ *               "paired_by": "tracker"|"inference", "incomplete": bool,
+ *               "get_site": frame, "get_stack": [frames], "create_stack": [frames],
+ *               "examples": [{"addr": "0x..", "count": N, "events": N}]}],
+ *    "findings": [{"kind": "double_put"|"use_after_put"|"destroy_unregistered"|"unregistered"|
+ *                  "bad_tracker"|"freed_referenced", "type": "..."|null, "count": N,
+ *                  "op": "get"|"put"|"destroy"|"free"|"create", "addr": "0x..", "tid": N,
+ *                  "stack": [frames], "other_stack": [frames]|null, "other_tid": N|null,
+ *                  "create_stack": [frames]|null,
+ *                  "history": [{"op": "...", "tid": N, "tracker": N|null, "site": frame}]}]}
+ *   objects_live: registered objects alive when the snapshot was taken; leaked_objects: those
+ *   holding references (count > 0: leaks at exit, outstanding references in a live snapshot);
+ *   errors: reference errors, every occurrence (the findings' counts added up). "stats" are
+ *   the agent's counters (0 when absent; ls_format.h LS_STAT_REF_*), pairs_learned the released
+ *   references whose (get, put) pair the agent learned. Frames as in "stack"; every refs stack
+ *   starts at its event's site: plumbing (as for "site"), the public API's inline ls_ref_*
+ *   functions and reference wrappers (a function every event of one op on one type goes
+ *   through, from several callers, like obj_get) are left out.
+ *   "leaks": the references nothing dropped, grouped by (type, get stack, verdict, paired_by),
+ *   most references first, then most objects, then type name, then stack. "references" counts
+ *   them, "objects" the objects holding them. verdict / message:
+ *     "no_put_in_caller"  "get in funcA reached from funcB has no put": references taken in
+ *                         funcA are released by its caller (learned from released objects);
+ *                         funcB, the culprit, did not;
+ *     "no_put"            "get in F has no put": F itself should have dropped it (learned, or
+ *                         exact by tracker);
+ *     "extra_get"         "extra get in F": F's references were never seen released;
+ *     "unpaired_create"   "reference from creation in F has no put";
+ *     "unrecorded"        the count holds references whose gets were not recorded (bounds):
+ *                         function, culprit null, get_stack empty.
+ *   function: the get site's function; culprit: the function that should have dropped it.
+ *   paired_by "tracker": exact (ls_ref_get_tracked); "inference": from the stacks and what the
+ *   agent learned. incomplete: a history in the group lost events (dropped or compacted).
+ *   get_site: the first frame of get_stack ({"pc": "0x0", "unresolved": "no stack"} without
+ *   one). create_stack: the first object's creation. examples: up to 5 objects by address, with
+ *   the agent's count and the events recorded.
+ *   "findings": errors as the agent saw them, equal ones folded ("count"), by kind in the order
+ *   above, then count descending, then stack. op: the offending operation, stack its stack;
+ *   other_stack: for a double put the put that took the count to zero, for a use after put the
+ *   operation that ended the object, else null; history: the object's events (oldest first)
+ *   when the first occurrence happened, each with its site. type and create_stack are null for
+ *   objects never registered.
  */
 #ifndef LS_REPORT_H
 #define LS_REPORT_H
@@ -84,6 +135,12 @@ ls_report_t *ls_report_build(const ls_snapshot_t *snap, ls_symbolizer_t *sym,
 void ls_report_totals(const ls_report_t *r, ls_totals_t *out);
 /* Number of shown loss records (the "of N" in "loss record i of N"). */
 size_t ls_report_nrecords(const ls_report_t *r);
+/* Reference counts (ls_refs_report.h); empty when the snapshot has no REF_* chunks. */
+struct ls_refs;
+const struct ls_refs *ls_report_refs(const ls_report_t *r);
+/* Objects still holding references plus reference errors: what run --error-exitcode counts
+ * besides lost bytes. */
+uint64_t ls_report_refs_problems(const ls_report_t *r);
 /* Blocks and bytes suppression k of opts->supp hid. */
 void ls_report_supp_hits(const ls_report_t *r, size_t k, uint64_t *blocks, uint64_t *bytes);
 /* Write errors are left in out's error indicator for the caller to check. */

@@ -19,7 +19,7 @@
 
 #define LS_FMT_MAGIC         "LKSCOPE\0"
 #define LS_FMT_VERSION_MAJOR 1
-#define LS_FMT_VERSION_MINOR 1
+#define LS_FMT_VERSION_MINOR 2
 
 typedef struct ls_fmt_file_header {
     char magic[8];          /* LS_FMT_MAGIC */
@@ -45,6 +45,12 @@ typedef enum ls_fmt_chunk_type {
     LS_CHUNK_BLOCKS = 4,  /* ls_fmt_block_t records, fixed length */
     LS_CHUNK_STATS = 5,   /* key/value items, see ls_fmt_stat_key_t */
     LS_CHUNK_MARKERS = 6, /* ls_fmt_marker_t records, variable length (since 1.1) */
+    /* reference counts (since 1.2), written when the process used them */
+    LS_CHUNK_REF_TYPES = 7,     /* ls_fmt_ref_type_t records, variable length */
+    LS_CHUNK_REF_OBJECTS = 8,   /* ls_fmt_ref_object_t records, fixed length */
+    LS_CHUNK_REF_EVENTS = 9,    /* ls_fmt_ref_event_t records, fixed length */
+    LS_CHUNK_REF_FINDINGS = 10, /* ls_fmt_ref_finding_t records, fixed length */
+    LS_CHUNK_REF_PAIRS = 11,    /* ls_fmt_ref_pair_t records, fixed length */
     LS_CHUNK_END = 0x454e4400u,
 } ls_fmt_chunk_type_t;
 
@@ -78,6 +84,7 @@ typedef enum ls_fmt_meta_key {
     LS_META_SNAP_REALTIME_NS = 15, /* u64: CLOCK_REALTIME ns when taken (since 1.1) */
     LS_META_TRIGGER = 16,  /* str: what asked for it: exit, signal, control, api, interval (1.1) */
     LS_META_SNAP_SEQ = 17, /* u64: live snapshots taken by this process so far, this one included */
+    LS_META_REFS = 18,     /* str: the refs option (wrapped REF:UNREF[:TYPE] functions), 1.2 */
 } ls_fmt_meta_key_t;
 
 typedef enum ls_fmt_reason {
@@ -104,6 +111,17 @@ typedef enum ls_fmt_stat_key {
     LS_STAT_PEAK_BYTES = 15,
     LS_STAT_PAUSE_NS = 16,        /* how long the host's threads were parked for this snapshot */
     LS_STAT_MARKERS_DROPPED = 17, /* markers not recorded: the agent's marker table was full */
+    /* reference counts (1.2) */
+    LS_STAT_REF_OBJECTS_LIVE = 18,       /* registered objects alive when taken */
+    LS_STAT_REF_OBJECTS_TOTAL = 19,      /* objects registered since start */
+    LS_STAT_REF_EVENTS = 20,             /* get/put/create/destroy events recorded since start */
+    LS_STAT_REF_EVENTS_DROPPED = 21,     /* events counted but not recorded (a bound was hit) */
+    LS_STAT_REF_EVENT_BYTES = 22,        /* bytes of event records in use when taken */
+    LS_STAT_REF_OBJECTS_DROPPED = 23,    /* objects not tracked: the object table was full */
+    LS_STAT_REF_FINDINGS_DROPPED = 24,   /* findings not recorded: the findings table was full */
+    LS_STAT_REF_PAIRS_DROPPED = 25,      /* learned pairs not recorded: the pair table was full */
+    LS_STAT_REF_EVENTS_COMPACTED = 26,   /* paired events removed from long histories */
+    LS_STAT_REF_QUARANTINE_EVICTED = 27, /* dead objects forgotten to make room */
 } ls_fmt_stat_key_t;
 
 /*
@@ -170,7 +188,107 @@ typedef struct ls_fmt_marker {
     uint16_t reserved;
 } ls_fmt_marker_t;
 
+/*
+ * Reference counts (1.2). Ids of types are 1, 2, ... in REF_TYPES; stack ids refer to STACKS.
+ *
+ * REF_TYPES: {ls_fmt_ref_type_t, name (name_len bytes, UTF-8, no NUL), padded to 8}.
+ */
+enum { LS_REF_TYPE_WRAPPED = 1 }; /* objects seen through wrapped functions (run --refs) */
+typedef struct ls_fmt_ref_type {
+    uint32_t id;
+    uint16_t name_len;
+    uint16_t flags; /* LS_REF_TYPE_* */
+} ls_fmt_ref_type_t;
+
+/* What an event did to the object's count. */
+typedef enum ls_fmt_ref_op {
+    LS_REF_OP_CREATE = 1,  /* registered: holds object.initial references */
+    LS_REF_OP_GET = 2,     /* +1 */
+    LS_REF_OP_PUT = 3,     /* -1 */
+    LS_REF_OP_DESTROY = 4, /* ls_ref_destroy */
+    LS_REF_OP_FREE = 5,    /* the heap block holding the object was freed */
+} ls_fmt_ref_op_t;
+
+/* REF_EVENTS: one object's history is a run of consecutive records, oldest first. */
+typedef struct ls_fmt_ref_event {
+    uint32_t stack;   /* stack id of the code that did it, 0 = none */
+    uint32_t tid;     /* thread id */
+    uint32_t tracker; /* ls_ref_get_tracked / ls_ref_put_tracked tracker, 0 = none */
+    uint8_t op;       /* ls_fmt_ref_op_t */
+    uint8_t flags;    /* reserved, 0 */
+    uint16_t reserved;
+} ls_fmt_ref_event_t;
+
+enum {
+    LS_REF_OBJ_WRAPPED = 1,    /* seen through wrapped functions: dies when its block is freed */
+    LS_REF_OBJ_INCOMPLETE = 2, /* some of its events were not recorded (dropped_events) */
+    LS_REF_OBJ_COMPACTED = 4,  /* paired events were removed from its history */
+};
+
+/* REF_OBJECTS: the registered objects alive when the snapshot was taken, by address. */
+typedef struct ls_fmt_ref_object {
+    uint64_t addr;
+    uint64_t block;    /* start of the tracked heap block holding it, 0 = none found */
+    uint64_t birth_ns; /* registration, on the clock of ls_fmt_block_t.birth_ns */
+    int64_t count;     /* the agent's shadow count */
+    int64_t initial;   /* references the creation held */
+    uint32_t type;     /* REF_TYPES id */
+    uint32_t create_stack;
+    uint32_t first_event; /* its history: REF_EVENTS[first_event, first_event + nevents) */
+    uint32_t nevents;
+    uint32_t dropped_events; /* events not recorded (bounds) */
+    uint32_t flags;          /* LS_REF_OBJ_* */
+} ls_fmt_ref_object_t;
+
+typedef enum ls_fmt_ref_finding_kind {
+    LS_REF_FIND_DOUBLE_PUT = 1,       /* a put below zero, or on an object a put already killed */
+    LS_REF_FIND_USE_AFTER_PUT = 2,    /* a get (or put, destroy) on an object already dead */
+    LS_REF_FIND_DESTROY_UNKNOWN = 3,  /* ls_ref_destroy of an object never registered */
+    LS_REF_FIND_UNREGISTERED = 4,     /* a get or put on an object never registered */
+    LS_REF_FIND_BAD_TRACKER = 5,      /* a put with a tracker this object never handed out */
+    LS_REF_FIND_FREED_REFERENCED = 6, /* its block was freed while it still held references */
+} ls_fmt_ref_finding_kind_t;
+
+/* REF_FINDINGS: errors seen as they happened. Occurrences with equal kind, type, stack and
+ * other_stack are folded into one record (count); the first occurrence's details are kept. */
+typedef struct ls_fmt_ref_finding {
+    uint64_t addr;
+    uint64_t time_ns; /* first occurrence, on the birth_ns clock */
+    uint32_t kind;    /* ls_fmt_ref_finding_kind_t */
+    uint32_t type;    /* REF_TYPES id, 0 = unknown */
+    uint32_t op;      /* ls_fmt_ref_op_t of the offending operation */
+    uint32_t stack;   /* the offending operation's stack */
+    uint32_t tid;
+    uint32_t other_stack; /* double put: the put that took it to zero; use after put: the
+                           * operation that killed it (put, destroy or free); else 0 */
+    uint32_t other_tid;
+    uint32_t create_stack;
+    uint32_t first_event; /* the object's history at the first occurrence (REF_EVENTS) */
+    uint32_t nevents;
+    uint32_t count; /* occurrences folded in */
+    uint32_t reserved;
+} ls_fmt_ref_finding_t;
+
+/* REF_PAIRS: what released objects taught: the reference taken at get_stack (a get, or the
+ * creation when get_op is CREATE) was dropped at put_stack, count times. The agent pairs an
+ * object's events when it dies (trackers when it has them, else the put with the deepest common
+ * caller, the latest such reference first); readers use these pairs to name the unpaired gets
+ * of leaked objects (docs/DESIGN.md, reference counts). */
+typedef struct ls_fmt_ref_pair {
+    uint32_t get_stack;
+    uint32_t put_stack;
+    uint32_t type;
+    uint32_t count;
+    uint8_t get_op; /* LS_REF_OP_GET or LS_REF_OP_CREATE */
+    uint8_t reserved[7];
+} ls_fmt_ref_pair_t;
+
 _Static_assert(sizeof(ls_fmt_file_header_t) == 32, "file header layout");
+_Static_assert(sizeof(ls_fmt_ref_type_t) == 8, "ref type layout");
+_Static_assert(sizeof(ls_fmt_ref_event_t) == 16, "ref event layout");
+_Static_assert(sizeof(ls_fmt_ref_object_t) == 64, "ref object layout");
+_Static_assert(sizeof(ls_fmt_ref_finding_t) == 64, "ref finding layout");
+_Static_assert(sizeof(ls_fmt_ref_pair_t) == 24, "ref pair layout");
 _Static_assert(sizeof(ls_fmt_chunk_header_t) == 24, "chunk header layout");
 _Static_assert(sizeof(ls_fmt_module_t) == 40, "module layout");
 _Static_assert(sizeof(ls_fmt_block_t) == 40, "block layout");

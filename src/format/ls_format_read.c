@@ -45,6 +45,44 @@ const char *ls_kind_name(unsigned kind)
     }
 }
 
+const char *ls_ref_op_name(unsigned op)
+{
+    switch (op) {
+    case LS_REF_OP_CREATE:
+        return "create";
+    case LS_REF_OP_GET:
+        return "get";
+    case LS_REF_OP_PUT:
+        return "put";
+    case LS_REF_OP_DESTROY:
+        return "destroy";
+    case LS_REF_OP_FREE:
+        return "free";
+    default:
+        return "unknown";
+    }
+}
+
+const char *ls_ref_finding_name(unsigned kind)
+{
+    switch (kind) {
+    case LS_REF_FIND_DOUBLE_PUT:
+        return "double_put";
+    case LS_REF_FIND_USE_AFTER_PUT:
+        return "use_after_put";
+    case LS_REF_FIND_DESTROY_UNKNOWN:
+        return "destroy_unregistered";
+    case LS_REF_FIND_UNREGISTERED:
+        return "unregistered";
+    case LS_REF_FIND_BAD_TRACKER:
+        return "bad_tracker";
+    case LS_REF_FIND_FREED_REFERENCED:
+        return "freed_referenced";
+    default:
+        return "unknown";
+    }
+}
+
 static char *dup_n(const void *p, size_t n)
 {
     char *s = malloc(n + 1);
@@ -141,6 +179,9 @@ static int meta_item(ls_snapshot_t *s, const ls_fmt_item_t *it, const unsigned c
         break;
     case LS_META_AGENT_VERSION:
         str = &s->agent_version;
+        break;
+    case LS_META_REFS:
+        str = &s->refs;
         break;
     default:
         break; /* unknown keys are for newer readers */
@@ -286,6 +327,157 @@ static int parse_markers(ls_snapshot_t *s, const unsigned char *p, uint64_t size
     return 0;
 }
 
+/* ---- reference counts (1.2) ------------------------------------------------------------- */
+
+static int cmp_ref_type(const void *a, const void *b)
+{
+    const ls_snap_ref_type_t *x = a, *y = b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+static int parse_ref_types(ls_snapshot_t *s, const unsigned char *p, uint64_t size, uint32_t count,
+                           uint64_t base, char *err, size_t errlen)
+{
+    if (count > size / sizeof(ls_fmt_ref_type_t))
+        return fail(err, errlen,
+                    "ref types chunk at offset %llu: %u records cannot fit in %llu bytes",
+                    (unsigned long long)base, count, (unsigned long long)size);
+    s->ref_types = calloc(count ? count : 1, sizeof(*s->ref_types));
+    if (!s->ref_types) return fail(err, errlen, "out of memory");
+    uint64_t off = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        ls_fmt_ref_type_t rec;
+        if (size - off < sizeof(rec))
+            return fail(err, errlen, "ref type record %u at offset %llu is truncated", i,
+                        (unsigned long long)(base + off));
+        memcpy(&rec, p + off, sizeof(rec));
+        if (rec.id == 0)
+            return fail(err, errlen, "ref type record %u at offset %llu has the reserved id 0", i,
+                        (unsigned long long)(base + off));
+        off += sizeof(rec);
+        if (ls_fmt_pad8(rec.name_len) > size - off)
+            return fail(err, errlen, "ref type %u at offset %llu: name runs past the chunk", rec.id,
+                        (unsigned long long)(base + off));
+        if (memchr(p + off, 0, rec.name_len))
+            return fail(err, errlen, "ref type %u at offset %llu: name contains a NUL byte", rec.id,
+                        (unsigned long long)(base + off));
+        ls_snap_ref_type_t *t = &s->ref_types[i];
+        t->id = rec.id;
+        t->flags = rec.flags;
+        t->name = dup_n(p + off, rec.name_len);
+        if (!t->name) return fail(err, errlen, "out of memory");
+        s->nref_types = i + 1;
+        off += ls_fmt_pad8(rec.name_len);
+    }
+    qsort(s->ref_types, s->nref_types, sizeof(*s->ref_types), cmp_ref_type);
+    for (size_t i = 1; i < s->nref_types; i++)
+        if (s->ref_types[i].id == s->ref_types[i - 1].id)
+            return fail(err, errlen, "ref type id %u appears twice", s->ref_types[i].id);
+    return 0;
+}
+
+/* Fixed-size records mapped onto the payload (8-aligned in an 8-aligned buffer). */
+static int check_records(uint64_t size, uint32_t count, size_t recsize, const char *what,
+                         uint64_t base, char *err, size_t errlen)
+{
+    if ((uint64_t)count * recsize != size)
+        return fail(err, errlen, "%s chunk at offset %llu: %u records do not fill %llu bytes", what,
+                    (unsigned long long)base, count, (unsigned long long)size);
+    return 0;
+}
+
+/* Payload offsets of the REF_* chunks, for the messages of the checks that need every chunk. */
+typedef struct ref_offsets {
+    uint64_t objects, events, findings, pairs;
+} ref_offsets_t;
+
+static int check_stack_ref(const ls_snapshot_t *s, uint32_t id, const char *what, size_t i,
+                           const char *field, uint64_t off, char *err, size_t errlen)
+{
+    if (id && !ls_snapshot_stack(s, id))
+        return fail(err, errlen, "%s %zu at offset %llu: %s refers to missing stack %u", what, i,
+                    (unsigned long long)off, field, id);
+    return 0;
+}
+
+static int check_event_range(const ls_snapshot_t *s, uint32_t first, uint32_t n, const char *what,
+                             size_t i, uint64_t off, char *err, size_t errlen)
+{
+    if ((uint64_t)first + n > s->nref_events)
+        return fail(err, errlen,
+                    "%s %zu at offset %llu: events [%u, %llu) run past the %zu ref events", what, i,
+                    (unsigned long long)off, first, (unsigned long long)first + n, s->nref_events);
+    return 0;
+}
+
+/* Cross-chunk checks of the refs chunks, once every chunk is read. */
+static int check_refs(const ls_snapshot_t *s, const ref_offsets_t *ro, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < s->nref_events; i++) {
+        const ls_fmt_ref_event_t *e = &s->ref_events[i];
+        uint64_t off = ro->events + i * sizeof(*e);
+        if (e->op < LS_REF_OP_CREATE || e->op > LS_REF_OP_FREE)
+            return fail(err, errlen, "ref event %zu at offset %llu has unknown op %u", i,
+                        (unsigned long long)off, e->op);
+        if (check_stack_ref(s, e->stack, "ref event", i, "stack", off, err, errlen)) return -1;
+    }
+    for (size_t i = 0; i < s->nref_objects; i++) {
+        const ls_fmt_ref_object_t *o = &s->ref_objects[i];
+        uint64_t off = ro->objects + i * sizeof(*o);
+        if (!ls_snapshot_ref_type(s, o->type))
+            return fail(err, errlen, "ref object %zu at offset %llu has unknown type id %u", i,
+                        (unsigned long long)off, o->type);
+        if (check_stack_ref(s, o->create_stack, "ref object", i, "create_stack", off, err,
+                            errlen) ||
+            check_event_range(s, o->first_event, o->nevents, "ref object", i, off, err, errlen))
+            return -1;
+        if (i && o->addr <= s->ref_objects[i - 1].addr)
+            return fail(err, errlen,
+                        "ref objects are not sorted by address at record %zu (offset %llu)", i,
+                        (unsigned long long)off);
+    }
+    for (size_t i = 0; i < s->nref_findings; i++) {
+        const ls_fmt_ref_finding_t *f = &s->ref_findings[i];
+        uint64_t off = ro->findings + i * sizeof(*f);
+        if (f->kind < LS_REF_FIND_DOUBLE_PUT || f->kind > LS_REF_FIND_FREED_REFERENCED)
+            return fail(err, errlen, "ref finding %zu at offset %llu has unknown kind %u", i,
+                        (unsigned long long)off, f->kind);
+        if (f->op < LS_REF_OP_CREATE || f->op > LS_REF_OP_FREE)
+            return fail(err, errlen, "ref finding %zu at offset %llu has unknown op %u", i,
+                        (unsigned long long)off, f->op);
+        if (f->type && !ls_snapshot_ref_type(s, f->type))
+            return fail(err, errlen, "ref finding %zu at offset %llu has unknown type id %u", i,
+                        (unsigned long long)off, f->type);
+        if (f->count == 0)
+            return fail(err, errlen, "ref finding %zu at offset %llu counts 0 occurrences", i,
+                        (unsigned long long)off);
+        if (check_stack_ref(s, f->stack, "ref finding", i, "stack", off, err, errlen) ||
+            check_stack_ref(s, f->other_stack, "ref finding", i, "other_stack", off, err, errlen) ||
+            check_stack_ref(s, f->create_stack, "ref finding", i, "create_stack", off, err,
+                            errlen) ||
+            check_event_range(s, f->first_event, f->nevents, "ref finding", i, off, err, errlen))
+            return -1;
+    }
+    for (size_t i = 0; i < s->nref_pairs; i++) {
+        const ls_fmt_ref_pair_t *pr = &s->ref_pairs[i];
+        uint64_t off = ro->pairs + i * sizeof(*pr);
+        if (!ls_snapshot_ref_type(s, pr->type))
+            return fail(err, errlen, "ref pair %zu at offset %llu has unknown type id %u", i,
+                        (unsigned long long)off, pr->type);
+        if (pr->get_op != LS_REF_OP_GET && pr->get_op != LS_REF_OP_CREATE)
+            return fail(err, errlen,
+                        "ref pair %zu at offset %llu has get op %u (not get or create)", i,
+                        (unsigned long long)off, pr->get_op);
+        if (pr->count == 0)
+            return fail(err, errlen, "ref pair %zu at offset %llu counts 0 pairs", i,
+                        (unsigned long long)off);
+        if (check_stack_ref(s, pr->get_stack, "ref pair", i, "get_stack", off, err, errlen) ||
+            check_stack_ref(s, pr->put_stack, "ref pair", i, "put_stack", off, err, errlen))
+            return -1;
+    }
+    return 0;
+}
+
 int ls_snapshot_parse(const void *data, size_t size, ls_snapshot_t *s, char *err, size_t errlen)
 {
     memset(s, 0, sizeof(*s));
@@ -310,7 +502,8 @@ int ls_snapshot_parse(const void *data, size_t size, ls_snapshot_t *s, char *err
 
     uint64_t off = fh.header_size;
     uint32_t nchunks = 0;
-    bool seen[7] = {false};
+    bool seen[LS_CHUNK_REF_PAIRS + 1] = {false};
+    ref_offsets_t ro = {0, 0, 0, 0};
     for (;;) {
         ls_fmt_chunk_header_t ch;
         if (size - off < sizeof(ch))
@@ -350,7 +543,7 @@ int ls_snapshot_parse(const void *data, size_t size, ls_snapshot_t *s, char *err
                         "chunk %u (type 0x%x) at offset %llu: checksum mismatch, "
                         "the file is corrupt",
                         nchunks, ch.type, (unsigned long long)(off - sizeof(ch)));
-        if (ch.type >= 1 && ch.type <= 6) {
+        if (ch.type >= 1 && ch.type <= LS_CHUNK_REF_PAIRS) {
             if (seen[ch.type]) return fail(err, errlen, "chunk type %u appears twice", ch.type);
             seen[ch.type] = true;
         }
@@ -374,6 +567,37 @@ int ls_snapshot_parse(const void *data, size_t size, ls_snapshot_t *s, char *err
         case LS_CHUNK_MARKERS:
             rc = parse_markers(s, p, ch.size, ch.count, off, err, errlen);
             break;
+        case LS_CHUNK_REF_TYPES:
+            rc = parse_ref_types(s, p, ch.size, ch.count, off, err, errlen);
+            break;
+        case LS_CHUNK_REF_OBJECTS:
+            ro.objects = off;
+            rc = check_records(ch.size, ch.count, sizeof(ls_fmt_ref_object_t), "ref objects", off,
+                               err, errlen);
+            s->ref_objects = (const ls_fmt_ref_object_t *)p;
+            s->nref_objects = rc ? 0 : ch.count;
+            break;
+        case LS_CHUNK_REF_EVENTS:
+            ro.events = off;
+            rc = check_records(ch.size, ch.count, sizeof(ls_fmt_ref_event_t), "ref events", off,
+                               err, errlen);
+            s->ref_events = (const ls_fmt_ref_event_t *)p;
+            s->nref_events = rc ? 0 : ch.count;
+            break;
+        case LS_CHUNK_REF_FINDINGS:
+            ro.findings = off;
+            rc = check_records(ch.size, ch.count, sizeof(ls_fmt_ref_finding_t), "ref findings", off,
+                               err, errlen);
+            s->ref_findings = (const ls_fmt_ref_finding_t *)p;
+            s->nref_findings = rc ? 0 : ch.count;
+            break;
+        case LS_CHUNK_REF_PAIRS:
+            ro.pairs = off;
+            rc = check_records(ch.size, ch.count, sizeof(ls_fmt_ref_pair_t), "ref pairs", off, err,
+                               errlen);
+            s->ref_pairs = (const ls_fmt_ref_pair_t *)p;
+            s->nref_pairs = rc ? 0 : ch.count;
+            break;
         default:
             break;
         }
@@ -393,7 +617,8 @@ int ls_snapshot_parse(const void *data, size_t size, ls_snapshot_t *s, char *err
         if (i && b->addr <= s->blocks[i - 1].addr)
             return fail(err, errlen, "blocks are not sorted by address at record %zu", i);
     }
-    return 0;
+    for (unsigned t = LS_CHUNK_REF_TYPES; t <= LS_CHUNK_REF_PAIRS; t++) s->has_refs |= seen[t];
+    return check_refs(s, &ro, err, errlen);
 }
 
 int ls_snapshot_load(const char *path, ls_snapshot_t *snap, char *err, size_t errlen)
@@ -448,6 +673,12 @@ void ls_snapshot_free(ls_snapshot_t *s)
     free(s->mode);
     free(s->options);
     free(s->agent_version);
+    free(s->refs);
+    for (size_t i = 0; i < s->nref_types; i++) free(s->ref_types[i].name);
+    free(s->ref_types);
+    s->refs = NULL;
+    s->ref_types = NULL;
+    s->nref_types = 0;
     if (s->owns_data) free(s->data);
     s->owns_data = 0;
     s->data = NULL;
@@ -469,6 +700,19 @@ const ls_snap_stack_t *ls_snapshot_stack(const ls_snapshot_t *s, uint32_t id)
             hi = mid;
     }
     return lo < s->nstacks && s->stacks[lo].id == id ? &s->stacks[lo] : NULL;
+}
+
+const ls_snap_ref_type_t *ls_snapshot_ref_type(const ls_snapshot_t *s, uint32_t id)
+{
+    size_t lo = 0, hi = s->nref_types;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (s->ref_types[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return id && lo < s->nref_types && s->ref_types[lo].id == id ? &s->ref_types[lo] : NULL;
 }
 
 const ls_snap_module_t *ls_snapshot_module_for(const ls_snapshot_t *s, uint64_t pc,

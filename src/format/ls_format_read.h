@@ -28,6 +28,13 @@ typedef struct ls_snap_marker {
     char *label; /* NUL-terminated copy */
 } ls_snap_marker_t;
 
+/* A REF_TYPES record (1.2). */
+typedef struct ls_snap_ref_type {
+    uint32_t id;
+    uint16_t flags; /* LS_REF_TYPE_* */
+    char *name;     /* NUL-terminated copy */
+} ls_snap_ref_type_t;
+
 #define LS_STAT_KEYS 64
 
 typedef struct ls_snapshot {
@@ -47,6 +54,22 @@ typedef struct ls_snapshot {
     /* MARKERS, in placement order (time_ns non-decreasing) */
     ls_snap_marker_t *markers;
     size_t nmarkers;
+    /* Reference counts (1.2; all empty in older files and when the process used none).
+     * has_refs is set when any REF_* chunk is present. Types are sorted by id; objects, events,
+     * findings and pairs point into the file's data, in file order, and every id, stack id and
+     * event range in them was checked against the other chunks. */
+    bool has_refs;
+    char *refs; /* META refs: the wrapped functions (run --refs), NULL when absent */
+    ls_snap_ref_type_t *ref_types;
+    size_t nref_types;
+    const ls_fmt_ref_object_t *ref_objects; /* sorted by address */
+    size_t nref_objects;
+    const ls_fmt_ref_event_t *ref_events;
+    size_t nref_events;
+    const ls_fmt_ref_finding_t *ref_findings;
+    size_t nref_findings;
+    const ls_fmt_ref_pair_t *ref_pairs;
+    size_t nref_pairs;
     /* STATS, indexed by ls_fmt_stat_key_t */
     uint64_t stats[LS_STAT_KEYS];
     uint64_t stats_present; /* bit k set when stats[k] was in the file */
@@ -67,5 +90,13 @@ const ls_snap_stack_t *ls_snapshot_stack(const ls_snapshot_t *snap, uint32_t id)
 const ls_snap_module_t *ls_snapshot_module_for(const ls_snapshot_t *snap, uint64_t pc,
                                                uint32_t stack_id);
 const char *ls_kind_name(unsigned kind); /* "definitely_lost", ... */
+
+/* The REF_TYPES record with this id, or NULL (id 0 included). */
+const ls_snap_ref_type_t *ls_snapshot_ref_type(const ls_snapshot_t *snap, uint32_t id);
+/* ls_fmt_ref_op_t -> "create", "get", "put", "destroy", "free"; "unknown" otherwise. */
+const char *ls_ref_op_name(unsigned op);
+/* ls_fmt_ref_finding_kind_t -> "double_put", "use_after_put", "destroy_unregistered",
+ * "unregistered", "bad_tracker", "freed_referenced"; "unknown" otherwise. */
+const char *ls_ref_finding_name(unsigned kind);
 
 #endif

@@ -36,6 +36,7 @@ int tsnap_write(const char *path, const tsnap_t *s)
     if (s->snap_realtime_ns) ls_fmt_put_u64(&w, LS_META_SNAP_REALTIME_NS, s->snap_realtime_ns);
     if (s->snap_seq) ls_fmt_put_u64(&w, LS_META_SNAP_SEQ, s->snap_seq);
     if (s->trigger) ls_fmt_put_str(&w, LS_META_TRIGGER, s->trigger);
+    if (s->refs_meta) ls_fmt_put_str(&w, LS_META_REFS, s->refs_meta);
     ls_fmt_chunk_end(&w, 0);
 
     if (s->nmarkers) {
@@ -88,6 +89,37 @@ int tsnap_write(const char *path, const tsnap_t *s)
     ls_fmt_chunk_begin(&w, LS_CHUNK_BLOCKS);
     if (s->nblocks) ls_fmt_put(&w, s->blocks, s->nblocks * sizeof(ls_fmt_block_t));
     ls_fmt_chunk_end(&w, (uint32_t)s->nblocks);
+
+    if (s->refs) {
+        static const char zeros[8];
+        ls_fmt_chunk_begin(&w, LS_CHUNK_REF_TYPES);
+        for (size_t i = 0; i < s->nref_types; i++) {
+            const tsnap_ref_type_t *t = &s->ref_types[i];
+            ls_fmt_ref_type_t r = {t->id, (uint16_t)strlen(t->name), t->flags};
+            ls_fmt_put(&w, &r, sizeof(r));
+            ls_fmt_put(&w, t->name, r.name_len);
+            ls_fmt_put(&w, zeros, ls_fmt_pad8(r.name_len) - r.name_len);
+        }
+        ls_fmt_chunk_end(&w, (uint32_t)s->nref_types);
+        ls_fmt_chunk_begin(&w, LS_CHUNK_REF_OBJECTS);
+        if (s->nref_objects) ls_fmt_put(&w, s->ref_objects, s->nref_objects * 64);
+        ls_fmt_chunk_end(&w, (uint32_t)s->nref_objects);
+        ls_fmt_chunk_begin(&w, LS_CHUNK_REF_EVENTS);
+        if (s->nref_events) ls_fmt_put(&w, s->ref_events, s->nref_events * 16);
+        ls_fmt_chunk_end(&w, (uint32_t)s->nref_events);
+        ls_fmt_chunk_begin(&w, LS_CHUNK_REF_FINDINGS);
+        if (s->nref_findings) ls_fmt_put(&w, s->ref_findings, s->nref_findings * 64);
+        ls_fmt_chunk_end(&w, (uint32_t)s->nref_findings);
+        ls_fmt_chunk_begin(&w, LS_CHUNK_REF_PAIRS);
+        if (s->nref_pairs) ls_fmt_put(&w, s->ref_pairs, s->nref_pairs * 24);
+        ls_fmt_chunk_end(&w, (uint32_t)s->nref_pairs);
+    }
+    if (s->nstats) {
+        ls_fmt_chunk_begin(&w, LS_CHUNK_STATS);
+        for (size_t i = 0; i < s->nstats; i++)
+            ls_fmt_put_u64(&w, (uint16_t)s->stats[i][0], s->stats[i][1]);
+        ls_fmt_chunk_end(&w, 0);
+    }
 
     int rc = ls_fmt_writer_finish(&w);
     if (close(fd) != 0 && !rc) rc = errno;

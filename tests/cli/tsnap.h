@@ -29,6 +29,12 @@ typedef struct tsnap_marker {
     const char *label;
 } tsnap_marker_t;
 
+typedef struct tsnap_ref_type {
+    uint32_t id;
+    uint16_t flags;
+    const char *name;
+} tsnap_ref_type_t;
+
 typedef struct tsnap {
     uint64_t pid;
     const char *exe;
@@ -47,6 +53,22 @@ typedef struct tsnap {
     const char *trigger;
     const tsnap_marker_t *markers; /* written as a MARKERS chunk when nmarkers > 0 */
     size_t nmarkers;
+    /* format 1.2: the REF_* chunks, all five written when refs is set */
+    int refs;
+    const char *refs_meta; /* META refs, left out when NULL */
+    const tsnap_ref_type_t *ref_types;
+    size_t nref_types;
+    const ls_fmt_ref_object_t *ref_objects;
+    size_t nref_objects;
+    const ls_fmt_ref_event_t *ref_events;
+    size_t nref_events;
+    const ls_fmt_ref_finding_t *ref_findings;
+    size_t nref_findings;
+    const ls_fmt_ref_pair_t *ref_pairs;
+    size_t nref_pairs;
+    /* STATS items {key, value}, a STATS chunk when nstats > 0 */
+    const uint64_t (*stats)[2];
+    size_t nstats;
 } tsnap_t;
 
 /* Writes s to path. Returns 0 or an errno. */

@@ -1,6 +1,8 @@
 /*
  * test_format.c - the snapshot format round trip: what the writer puts in, the reader gives back,
- * and every kind of damage the reader must refuse with a message instead of crashing.
+ * and every kind of damage the reader must refuse with a message instead of crashing; the same
+ * for the reference-count chunks of 1.2 (`test_format --refs-seed FILE` writes that snapshot,
+ * the fuzz driver's seed).
  */
 #include "ls_format_read.h"
 #include "ls_format_write.h"
@@ -170,11 +172,230 @@ static void test_damage(void)
     free(d);
 }
 
-int main(void)
+/* ---- reference counts (1.2) ---------------------------------------------------------------- */
+
+/* What make_refs_snapshot breaks (each one record field, with a valid CRC). */
+enum refs_defect {
+    R_NONE,
+    R_OBJ_TYPE,    /* an object names type 9, which REF_TYPES does not have */
+    R_EVENT_RANGE, /* an object's events run past REF_EVENTS */
+    R_EVENT_OP,    /* an event with op 9 */
+    R_EVENT_STACK, /* an event names a stack STACKS does not have */
+    R_OBJ_ORDER,   /* objects not sorted by address */
+    R_OBJ_SIZE,    /* REF_OBJECTS count does not match its size */
+    R_TYPE_NAME,   /* a type name running past its chunk */
+    R_TYPE_DUP,    /* a type id twice */
+    R_TYPE_ZERO,   /* type id 0 */
+    R_FIND_KIND,   /* a finding of kind 7 */
+    R_FIND_RANGE,  /* a finding's history past REF_EVENTS */
+    R_FIND_OTHER,  /* a finding's other_stack missing */
+    R_PAIR_OP,     /* a pair whose get op is a put */
+    R_PAIR_TYPE,   /* a pair of type 0 */
+    R_CHUNK_TWICE, /* REF_EVENTS twice */
+};
+
+static size_t make_refs_snapshot(unsigned char **out, int defect)
 {
+    static const char zeros[8];
+    FILE *f = tmpfile();
+    int fd = fileno(f);
+    char *wbuf = malloc(4096);
+    ls_fmt_writer_t w;
+    ls_fmt_writer_init(&w, fd, wbuf, 4096);
+    ls_fmt_chunk_begin(&w, LS_CHUNK_META);
+    ls_fmt_put_u64(&w, LS_META_PID, 77);
+    ls_fmt_put_u64(&w, LS_META_REASON, LS_REASON_EXIT);
+    ls_fmt_put_str(&w, LS_META_REFS, "g_object_ref:g_object_unref:GObject");
+    ls_fmt_chunk_end(&w, 0);
+
+    ls_fmt_chunk_begin(&w, LS_CHUNK_STACKS);
+    for (uint32_t id = 5; id <= 7; id++) {
+        ls_fmt_stack_t st = {id, 2};
+        uint64_t pcs[2] = {0x401000 + id, 0x402000};
+        ls_fmt_put(&w, &st, sizeof(st));
+        ls_fmt_put(&w, pcs, sizeof(pcs));
+    }
+    ls_fmt_chunk_end(&w, 3);
+
+    /* types written out of order: the reader sorts them by id */
+    const char *names[2] = {"GObject", "struct conn"};
+    uint32_t ids[2] = {2, defect == R_TYPE_DUP ? 2u : defect == R_TYPE_ZERO ? 0u : 1u};
+    ls_fmt_chunk_begin(&w, LS_CHUNK_REF_TYPES);
+    for (int i = 0; i < 2; i++) {
+        ls_fmt_ref_type_t t = {ids[i], (uint16_t)strlen(names[i]),
+                               i == 0 ? LS_REF_TYPE_WRAPPED : 0};
+        if (defect == R_TYPE_NAME && i == 1) t.name_len = 200;
+        ls_fmt_put(&w, &t, sizeof(t));
+        size_t n = strlen(names[i]);
+        ls_fmt_put(&w, names[i], n);
+        ls_fmt_put(&w, zeros, ls_fmt_pad8(n) - n);
+    }
+    ls_fmt_chunk_end(&w, 2);
+
+    ls_fmt_ref_event_t ev[6] = {
+        {5, 100, 0, LS_REF_OP_CREATE, 0, 0}, {6, 100, 0, LS_REF_OP_GET, 0, 0},
+        {7, 101, 3, LS_REF_OP_GET, 0, 0},    {5, 100, 0, LS_REF_OP_CREATE, 0, 0},
+        {6, 100, 0, LS_REF_OP_PUT, 0, 0},    {7, 102, 0, LS_REF_OP_PUT, 0, 0},
+    };
+    if (defect == R_EVENT_OP) ev[4].op = 9;
+    if (defect == R_EVENT_STACK) ev[2].stack = 8;
+
+    ls_fmt_ref_object_t objs[2];
+    memset(objs, 0, sizeof(objs));
+    objs[0] = (ls_fmt_ref_object_t){0x1000, 0x1000, 11, 3, 1, 1, 5, 0, 3, 0, 0};
+    objs[1] = (ls_fmt_ref_object_t){
+        0x2000, 0, 12, 1, 1, 2, 5, 3, 1, 4, LS_REF_OBJ_WRAPPED | LS_REF_OBJ_INCOMPLETE};
+    if (defect == R_OBJ_TYPE) objs[1].type = 9;
+    if (defect == R_EVENT_RANGE) objs[1].nevents = 4; /* [3, 7) of 6 */
+    if (defect == R_OBJ_ORDER) objs[1].addr = 0x1000;
+    ls_fmt_chunk_begin(&w, LS_CHUNK_REF_OBJECTS);
+    ls_fmt_put(&w, objs, sizeof(objs));
+    ls_fmt_chunk_end(&w, defect == R_OBJ_SIZE ? 3 : 2);
+
+    for (int k = 0; k < (defect == R_CHUNK_TWICE ? 2 : 1); k++) {
+        ls_fmt_chunk_begin(&w, LS_CHUNK_REF_EVENTS);
+        ls_fmt_put(&w, ev, sizeof(ev));
+        ls_fmt_chunk_end(&w, 6);
+    }
+
+    ls_fmt_ref_finding_t fi;
+    memset(&fi, 0, sizeof(fi));
+    fi = (ls_fmt_ref_finding_t){
+        0x3000, 99, LS_REF_FIND_DOUBLE_PUT, 1, LS_REF_OP_PUT, 7, 101, 6, 100, 5, 3, 3, 2, 0};
+    if (defect == R_FIND_KIND) fi.kind = 7;
+    if (defect == R_FIND_RANGE) fi.first_event = 5;
+    if (defect == R_FIND_OTHER) fi.other_stack = 4;
+    ls_fmt_chunk_begin(&w, LS_CHUNK_REF_FINDINGS);
+    ls_fmt_put(&w, &fi, sizeof(fi));
+    ls_fmt_chunk_end(&w, 1);
+
+    ls_fmt_ref_pair_t pr;
+    memset(&pr, 0, sizeof(pr));
+    pr.get_stack = 6;
+    pr.put_stack = 7;
+    pr.type = defect == R_PAIR_TYPE ? 0 : 1;
+    pr.count = 4;
+    pr.get_op = defect == R_PAIR_OP ? LS_REF_OP_PUT : LS_REF_OP_GET;
+    ls_fmt_chunk_begin(&w, LS_CHUNK_REF_PAIRS);
+    ls_fmt_put(&w, &pr, sizeof(pr));
+    ls_fmt_chunk_end(&w, 1);
+
+    ls_fmt_chunk_begin(&w, LS_CHUNK_STATS);
+    ls_fmt_put_u64(&w, LS_STAT_REF_OBJECTS_LIVE, 2);
+    ls_fmt_put_u64(&w, LS_STAT_REF_EVENTS, 40);
+    ls_fmt_put_u64(&w, LS_STAT_REF_QUARANTINE_EVICTED, 3);
+    ls_fmt_chunk_end(&w, 0);
+    CHECK(ls_fmt_writer_finish(&w) == 0);
+
+    long size = lseek(fd, 0, SEEK_END);
+    unsigned char *data = aligned_alloc(8, ((size_t)size + 7) & ~(size_t)7);
+    CHECK(pread(fd, data, (size_t)size, 0) == size);
+    fclose(f);
+    free(wbuf);
+    *out = data;
+    return (size_t)size;
+}
+
+static void test_refs_round_trip(void)
+{
+    unsigned char *d;
+    size_t n = make_refs_snapshot(&d, R_NONE);
+    ls_snapshot_t s;
+    char err[256] = "";
+    CHECK(ls_snapshot_parse(d, n, &s, err, sizeof(err)) == 0);
+    if (err[0]) fprintf(stderr, "parse error: %s\n", err);
+    CHECK(s.version_minor == 2);
+    CHECK(s.has_refs);
+    CHECK(s.refs && !strcmp(s.refs, "g_object_ref:g_object_unref:GObject"));
+    CHECK(s.nref_types == 2);
+    const ls_snap_ref_type_t *t = ls_snapshot_ref_type(&s, 1);
+    CHECK(t && !strcmp(t->name, "struct conn") && t->flags == 0);
+    t = ls_snapshot_ref_type(&s, 2);
+    CHECK(t && !strcmp(t->name, "GObject") && t->flags == LS_REF_TYPE_WRAPPED);
+    CHECK(ls_snapshot_ref_type(&s, 0) == NULL && ls_snapshot_ref_type(&s, 3) == NULL);
+    CHECK(s.nref_objects == 2 && s.ref_objects[0].addr == 0x1000 && s.ref_objects[0].count == 3);
+    CHECK(s.ref_objects[1].dropped_events == 4 &&
+          s.ref_objects[1].flags == (LS_REF_OBJ_WRAPPED | LS_REF_OBJ_INCOMPLETE));
+    CHECK(s.nref_events == 6 && s.ref_events[2].tracker == 3 && s.ref_events[2].tid == 101 &&
+          s.ref_events[5].op == LS_REF_OP_PUT);
+    CHECK(s.nref_findings == 1 && s.ref_findings[0].kind == LS_REF_FIND_DOUBLE_PUT &&
+          s.ref_findings[0].count == 2 && s.ref_findings[0].other_stack == 6);
+    CHECK(s.nref_pairs == 1 && s.ref_pairs[0].count == 4 && s.ref_pairs[0].get_op == LS_REF_OP_GET);
+    CHECK(s.stats[LS_STAT_REF_EVENTS] == 40 && s.stats[LS_STAT_REF_QUARANTINE_EVICTED] == 3);
+    CHECK(!strcmp(ls_ref_op_name(LS_REF_OP_FREE), "free"));
+    CHECK(!strcmp(ls_ref_op_name(0), "unknown"));
+    CHECK(!strcmp(ls_ref_finding_name(LS_REF_FIND_DESTROY_UNKNOWN), "destroy_unregistered"));
+    CHECK(!strcmp(ls_ref_finding_name(LS_REF_FIND_FREED_REFERENCED), "freed_referenced"));
+    ls_snapshot_free(&s);
+    /* every truncation point still fails cleanly */
+    for (size_t cut = 0; cut < n; cut += 8) {
+        unsigned char *c = aligned_alloc(8, (cut + 8) & ~(size_t)7);
+        memcpy(c, d, cut);
+        CHECK(ls_snapshot_parse(c, cut, &s, err, sizeof(err)) != 0);
+        ls_snapshot_free(&s);
+        free(c);
+    }
+    free(d);
+
+    /* a 1.1 file: no refs, nothing set */
+    n = make_snapshot(&d, 4096);
+    CHECK(ls_snapshot_parse(d, n, &s, err, sizeof(err)) == 0);
+    CHECK(!s.has_refs && s.nref_types == 0 && s.nref_objects == 0 && s.nref_events == 0 &&
+          s.nref_findings == 0 && s.nref_pairs == 0 && s.refs == NULL);
+    ls_snapshot_free(&s);
+    free(d);
+}
+
+static void expect_refs_error(int defect, const char *what)
+{
+    unsigned char *d;
+    size_t n = make_refs_snapshot(&d, defect);
+    expect_error(d, n, what);
+    free(d);
+}
+
+static void test_refs_damage(void)
+{
+    expect_refs_error(R_OBJ_TYPE, "ref object 1 at offset");
+    expect_refs_error(R_OBJ_TYPE, "unknown type id 9");
+    expect_refs_error(R_EVENT_RANGE, "events [3, 7) run past the 6 ref events");
+    expect_refs_error(R_EVENT_OP, "ref event 4 at offset");
+    expect_refs_error(R_EVENT_OP, "unknown op 9");
+    expect_refs_error(R_EVENT_STACK, "ref event 2 at offset");
+    expect_refs_error(R_EVENT_STACK, "missing stack 8");
+    expect_refs_error(R_OBJ_ORDER, "ref objects are not sorted by address at record 1");
+    expect_refs_error(R_OBJ_SIZE, "ref objects chunk at offset");
+    expect_refs_error(R_OBJ_SIZE, "3 records do not fill 128 bytes");
+    expect_refs_error(R_TYPE_NAME, "name runs past the chunk");
+    expect_refs_error(R_TYPE_DUP, "ref type id 2 appears twice");
+    expect_refs_error(R_TYPE_ZERO, "has the reserved id 0");
+    expect_refs_error(R_FIND_KIND, "ref finding 0 at offset");
+    expect_refs_error(R_FIND_KIND, "unknown kind 7");
+    expect_refs_error(R_FIND_RANGE, "events [5, 8) run past");
+    expect_refs_error(R_FIND_OTHER, "other_stack refers to missing stack 4");
+    expect_refs_error(R_PAIR_OP, "get op 3 (not get or create)");
+    expect_refs_error(R_PAIR_TYPE, "ref pair 0 at offset");
+    expect_refs_error(R_CHUNK_TWICE, "chunk type 9 appears twice");
+}
+
+int main(int argc, char **argv)
+{
+    /* --refs-seed FILE: writes the refs snapshot (the fuzz driver's seed) and exits */
+    if (argc == 3 && strcmp(argv[1], "--refs-seed") == 0) {
+        unsigned char *d;
+        size_t n = make_refs_snapshot(&d, R_NONE);
+        FILE *f = fopen(argv[2], "wb");
+        int ok = f && fwrite(d, 1, n, f) == n;
+        if (f && fclose(f) != 0) ok = 0;
+        free(d);
+        if (!ok) perror(argv[2]);
+        return ok ? 0 : 1;
+    }
     test_round_trip(4096);
     test_round_trip(64 * 1024); /* header patched in the buffer rather than with pwrite */
     test_damage();
+    test_refs_round_trip();
+    test_refs_damage();
     printf("format: %d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;
 }

@@ -4,7 +4,8 @@
  * Built two ways: with clang as a libFuzzer target (LLVMFuzzerTestOneInput; see
  * tests/fuzz/README.md), and always as a deterministic mutation driver for ctest, which takes a
  * real snapshot (written by the agent for a test program) and parses a few hundred thousand
- * mutated copies: bit flips, byte sets, truncations, splices, length fields set to extremes.
+ * mutated copies: bit flips, byte sets, truncations, splices, length fields set to extremes;
+ * half of them with their chunks' CRCs recomputed, so the checks behind the CRC are reached.
  * Under the ASan+UBSan build in CI any out-of-bounds read is a failure.
  */
 #include "ls_format_read.h"
@@ -31,6 +32,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             for (uint32_t k = 0; st && k < st->nframes; k++)
                 (void)ls_snapshot_module_for(&s, st->pcs[k], st->id);
         }
+        /* and the refs, as the refs analysis would: every id and range was checked */
+        volatile uint64_t sink = 0;
+        for (size_t i = 0; i < s.nref_objects; i++) {
+            const ls_fmt_ref_object_t *o = &s.ref_objects[i];
+            if (!ls_snapshot_ref_type(&s, o->type)) abort();
+            for (uint32_t k = 0; k < o->nevents; k++) {
+                const ls_fmt_ref_event_t *e = &s.ref_events[o->first_event + k];
+                const ls_snap_stack_t *st = ls_snapshot_stack(&s, e->stack);
+                if (e->stack && !st) abort();
+                sink += st && st->nframes ? st->pcs[st->nframes - 1] : e->op;
+            }
+        }
+        for (size_t i = 0; i < s.nref_findings; i++) {
+            const ls_fmt_ref_finding_t *f = &s.ref_findings[i];
+            for (uint32_t k = 0; k < f->nevents; k++) sink += s.ref_events[f->first_event + k].op;
+            sink += strlen(ls_ref_finding_name(f->kind));
+        }
+        for (size_t i = 0; i < s.nref_pairs; i++)
+            if (!ls_snapshot_ref_type(&s, s.ref_pairs[i].type)) abort();
+        for (size_t i = 0; i < s.nref_types; i++) sink += strlen(s.ref_types[i].name);
+        (void)sink;
     } else if (!err[0]) {
         abort(); /* an error must always say what is wrong */
     }
@@ -40,6 +62,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifndef LS_LIBFUZZER
+#include <zlib.h>
+
+/* Recomputes the CRC of every chunk whose header still fits, so that half the mutations get
+ * past the checksum and reach the record checks behind it (ids, ranges, ops). */
+static void fix_crcs(unsigned char *d, size_t len)
+{
+    ls_fmt_file_header_t fh;
+    if (len < sizeof(fh)) return;
+    memcpy(&fh, d, sizeof(fh));
+    uint64_t off = fh.header_size;
+    while (off <= len && len - off >= sizeof(ls_fmt_chunk_header_t)) {
+        ls_fmt_chunk_header_t ch;
+        memcpy(&ch, d + off, sizeof(ch));
+        uint64_t body = off + sizeof(ch);
+        if (ch.size > len - body) return;
+        ch.crc32 = (uint32_t)crc32(crc32(0L, Z_NULL, 0), d + body, (uInt)ch.size);
+        memcpy(d + off, &ch, sizeof(ch));
+        off = body + ch.size;
+    }
+}
+
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 static uint64_t next(void)
 {
@@ -106,6 +149,7 @@ int main(int argc, char **argv)
                 }
             }
         }
+        if (next() & 1) fix_crcs(buf, len);
         LLVMFuzzerTestOneInput(buf, len);
     }
     printf("fuzz_snapshot: %ld mutated inputs of a %zu-byte snapshot parsed without fault\n", iters,
