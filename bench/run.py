@@ -951,7 +951,8 @@ def rerender(path):
     tools = [_ToolRef(n, kinds[n]) for n in meta["tools"]]
     summ = summarize(doc["raw"], tools)
     chk = checks(summ, tools)
-    sys.stdout.write(render_markdown(meta, summ, chk, tools))
+    micro = doc.get("micro")
+    sys.stdout.write(render_markdown(meta, summ, chk, tools) + (render_micro(micro) if micro else ""))
     return 0
 
 
@@ -990,6 +991,8 @@ def main(argv=None):
     ap.add_argument("--wait-idle-max", type=float, default=120, metavar="S",
                     help="give up waiting for idle after S seconds (default 120)")
     ap.add_argument("--keep-data", action="store_true", help="keep heaptrack data files")
+    ap.add_argument("--no-micro", action="store_true",
+                    help="skip the reference-counting microbenchmark (bench/refs_bench)")
     ap.add_argument("--strict", action="store_true",
                     help="exit 1 when a check is FAIL/DIFFERENT (n/a does not count)")
     ap.add_argument("--render", metavar="RESULTS_JSON",
@@ -1069,11 +1072,19 @@ def main(argv=None):
                       for t in tools},
             "tool_kinds": {t.name: t.kind for t in tools},
             "elapsed_s": time.perf_counter() - t_start}
-    md = render_markdown(meta, summ, chk, tools)
+    micro = None if args.no_leakscope or args.no_micro else micro_bench(args, log)
+    if micro:
+        chk.append({"workload": "refs_bench", "tool": "leakscope",
+                    "check": "get/put pair <= 2x tracked malloc/free pair",
+                    "status": "PASS" if micro["ratio"] <= 2 else "FAIL",
+                    "detail": "%.1f ns vs %.1f ns = %.2fx" % (micro["getput_ns"],
+                                                             micro["mallocfree_ns"],
+                                                             micro["ratio"])})
+    md = render_markdown(meta, summ, chk, tools) + (render_micro(micro) if micro else "")
     with open(os.path.join(args.workdir, "results.md"), "w") as f:
         f.write(md)
     with open(os.path.join(args.workdir, "results.json"), "w") as f:
-        json.dump({"meta": meta, "summary": summ, "checks": chk, "raw": results}, f, indent=1,
+        json.dump({"meta": meta, "summary": summ, "checks": chk, "raw": results, "micro": micro}, f, indent=1,
                   default=str)
     log("")
     log(md)
@@ -1083,6 +1094,45 @@ def main(argv=None):
     if args.strict and any(c["status"] in ("FAIL", "DIFFERENT") for c in chk):
         return 1
     return 0
+
+
+MICRO_RE = re.compile(r"([0-9.]+) ns per (get/put|malloc/free) pair")
+
+
+def micro_bench(args, log):
+    """Reference counting's hot path: bench/refs_bench under the agent, which times the best of 9
+    rounds of get/put pairs (stack captured for each) and of tracked malloc/free pairs in the same
+    process. Median of --reps runs. Returns a dict, or None when the binaries are missing."""
+    bdir = os.path.dirname(os.path.abspath(args.leakscope))
+    bench, agent = os.path.join(bdir, "refs_bench"), os.path.join(bdir, "libleakscope.so")
+    if not (os.access(bench, os.X_OK) and os.access(agent, os.R_OK)):
+        log("micro: %s or %s missing, skipped" % (bench, agent))
+        return None
+    env = dict(os.environ, LD_PRELOAD=agent, LEAKSCOPE_OPTIONS="summary=0:output=/dev/null")
+    runs = {"get/put": [], "malloc/free": []}
+    for _ in range(max(1, args.reps)):
+        out = subprocess.run([bench], env=env, capture_output=True, text=True,
+                             timeout=args.timeout).stdout
+        for v, what in MICRO_RE.findall(out):
+            runs[what].append(float(v))
+    if not runs["get/put"] or not runs["malloc/free"]:
+        log("micro: no figures from refs_bench")
+        return None
+    gp, mf = median(runs["get/put"]), median(runs["malloc/free"])
+    log("micro: get/put pair %.1f ns, malloc/free pair %.1f ns (medians of %d)"
+        % (gp, mf, len(runs["get/put"])))
+    return {"getput_ns": gp, "mallocfree_ns": mf, "ratio": gp / mf, "runs": runs,
+            "event_bytes": 16, "object_bytes": 128}
+
+
+def render_micro(m):
+    return ("\n## Reference counting hot path (bench/refs_bench, under the agent)\n\n"
+            "| measure | ns (median of best-of-9) | vs tracked malloc/free |\n|---|---:|---:|\n"
+            "| tracked malloc/free pair | %.1f | 1.00x |\n"
+            "| ls_ref_get + ls_ref_put pair, stacks captured | %.1f | %.2fx (target <= 2x) |\n\n"
+            "Memory: %d B per recorded event, %d B per tracked object.\n"
+            % (m["mallocfree_ns"], m["getput_ns"], m["ratio"], m["event_bytes"],
+               m["object_bytes"]))
 
 
 if __name__ == "__main__":

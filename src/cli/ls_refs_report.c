@@ -834,6 +834,12 @@ static int make_finding(ls_refs_t *r, const ls_fmt_ref_finding_t *rec, sorted_fi
         for (size_t k = rec->nevents; k-- > 0 && !f->other_op;)
             if (hist[k].stack == rec->other_stack) f->other_op = hist[k].op;
         if (!f->other_op && rec->kind == LS_REF_FIND_USE_AFTER_PUT) f->other_op = LS_REF_OP_PUT;
+        /* A tracker put twice: the earlier put is that tracker's, not one that reached zero. */
+        for (size_t k = rec->nevents; rec->kind == LS_REF_FIND_DOUBLE_PUT && k-- > 0;)
+            if (hist[k].op == LS_REF_OP_PUT && hist[k].stack == rec->other_stack) {
+                f->other_tracked = hist[k].tracker != 0;
+                break;
+            }
         rstack_t *os = rs_get(r, rec->other_stack);
         unsigned op = f->other_op ? f->other_op : LS_REF_OP_PUT;
         if (copy_frames(os, site_of(r, os, ti, op), &f->other, &f->nother)) return -1;
@@ -1037,12 +1043,10 @@ static void text_group(const ls_refs_t *r, const ls_refs_group_t *g, size_t i, F
     char b1[32], b2[32];
     bool live = r->snap->reason != LS_REASON_EXIT && r->snap->reason != LS_REASON_SIGNAL;
     fputc('\n', out);
-    fprintf(out, "%s %s to %s %s of type \"%s\" %s: %s  [refs group %zu of %zu]\n",
-            ls_commas(g->references, b1), plural(g->references, "reference", "references"),
-            ls_commas(g->objects, b2), plural(g->objects, "object", "objects"), g->type,
-            live ? plural(g->references, "is outstanding", "are outstanding")
-                 : plural(g->references, "has no put", "have no put"),
-            g->message, i + 1, r->ngroups);
+    fprintf(out, "%s %s %s in %s %s of type \"%s\": %s  [refs group %zu of %zu]\n",
+            ls_commas(g->references, b1), live ? "outstanding" : "unpaired",
+            plural(g->references, "reference", "references"), ls_commas(g->objects, b2),
+            plural(g->objects, "object", "objects"), g->type, g->message, i + 1, r->ngroups);
     if (strcmp(g->verdict, "unrecorded") != 0) {
         bool create = strcmp(g->verdict, "unpaired_create") == 0;
         fprintf(out, "  %s%s:\n", create ? "unpaired creation" : "unpaired get",
@@ -1122,7 +1126,8 @@ static void text_finding(const ls_refs_finding_t *f, FILE *out)
     text_frames(out, f->stack, f->nstack);
     if (rec->other_stack) {
         if (rec->kind == LS_REF_FIND_DOUBLE_PUT)
-            fprintf(out, "  the put that took the count to zero");
+            fprintf(out, f->other_tracked ? "  the first put of the same tracker"
+                                          : "  the put that took the count to zero");
         else if (rec->kind == LS_REF_FIND_USE_AFTER_PUT)
             fprintf(out, "  the %s that ended it", ls_ref_op_name(f->other_op));
         else

@@ -63,8 +63,9 @@ typedef struct ls_refs_hist {
 /* One REF_FINDINGS record, rendered. */
 typedef struct ls_refs_finding {
     const ls_fmt_ref_finding_t *rec;
-    const char *type;  /* NULL: unknown */
-    unsigned other_op; /* op of other_stack's event (0: none) */
+    const char *type;   /* NULL: unknown */
+    unsigned other_op;  /* op of other_stack's event (0: none) */
+    bool other_tracked; /* double put: the earlier put was a tracker's (put twice) */
     ls_sym_frame_t *stack, *other, *create;
     size_t nstack, nother, ncreate;
     ls_refs_hist_t *hist;

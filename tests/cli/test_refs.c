@@ -461,9 +461,9 @@ static void test_conn_scenario(void)
     char *text = render(l.rep, 0);
     CHECK(has_line(text, "REFERENCE COUNTS: 3 objects still referenced at exit (2 groups); no "
                          "reference errors"));
-    CHECK(has_line(text, "2 references to 2 objects of type \"struct conn\" have no put: get in "
+    CHECK(has_line(text, "2 unpaired references in 2 objects of type \"struct conn\": get in "
                          "funcA reached from funcB has no put  [refs group 1 of 2]"));
-    CHECK(has_line(text, "1 reference to 1 object of type \"struct conn\" has no put: extra get "
+    CHECK(has_line(text, "1 unpaired reference in 1 object of type \"struct conn\": extra get "
                          "in funcC  [refs group 2 of 2]"));
     CHECK(has_line(text, "  unpaired get:"));
     CHECK(has_line(text, "  objects created at:"));
@@ -563,7 +563,7 @@ static void test_live_wording(void)
     char *text = render(l.rep, 0);
     CHECK(has_line(text, "REFERENCE COUNTS: 2 objects with outstanding references (2 groups); no "
                          "reference errors"));
-    CHECK(has_line(text, "1 reference to 1 object of type \"struct conn\" is outstanding: get in "
+    CHECK(has_line(text, "1 outstanding reference in 1 object of type \"struct conn\": get in "
                          "funcA reached from funcB has no put  [refs group 1 of 2]"));
     free(text);
     unload(&l);

@@ -12,6 +12,7 @@
  *   threads  8 threads get/put 16 shared objects; everything released: no finding.
  *   free     objects whose heap block is freed without ls_ref_destroy (one still referenced).
  *   check    ls_refs_check() between phases of a program.
+ *   serve    holds references until DIR/stop appears: a live snapshot (leakscope snapshot PID).
  *
  * The program keeps its own count (refcnt) exactly as real code does; the ls_ref_* calls only
  * tell the agent. Functions are noinline so their names appear in the stacks.
@@ -296,6 +297,21 @@ static void scenario_check(const char *dir)
     printf("check %ld %ld\n", n1, n2);
 }
 
+/* ---- serve: outstanding references seen from outside (leakscope snapshot PID) ------------------
+ */
+static void scenario_serve(const char *dir)
+{
+    struct conn *held[3];
+    for (int i = 0; i < 3; i++) held[i] = conn_new(700 + i);
+    funcB(held[0]); /* one reference nobody will drop */
+    printf("ready\n");
+    fflush(stdout);
+    char stop[4096];
+    snprintf(stop, sizeof(stop), "%s/stop", dir);
+    for (int i = 0; i < 2000 && access(stop, F_OK) != 0; i++) usleep(10000);
+    for (int i = 0; i < 3; i++) conn_put(held[i]);
+}
+
 int main(int argc, char **argv)
 {
     const char *s = argc > 1 ? argv[1] : "perf";
@@ -313,11 +329,13 @@ int main(int argc, char **argv)
         scenario_threads();
     else if (!strcmp(s, "free"))
         scenario_free();
+    else if (!strcmp(s, "serve"))
+        scenario_serve(argc > 2 ? argv[2] : ".");
     else if (!strcmp(s, "check"))
         scenario_check(argc > 2 ? argv[2] : ".");
     else {
         fprintf(stderr,
-                "usage: refs_demo perf|race|uap|destroy|trackers|threads|free|check [DIR]\n");
+                "usage: refs_demo perf|race|uap|destroy|trackers|threads|free|check|serve [DIR]\n");
         return 2;
     }
     return 0;
