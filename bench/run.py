@@ -163,6 +163,16 @@ class Leakscope(Tool):
             run["leaks"] = leaks
 
 
+class LeakscopeSample(Leakscope):
+    """Mode sample (the production heap profiler): no leak verdicts, judged on cost alone."""
+    kind = "sample"
+
+    def post(self, run, wl, run_dir):
+        j = os.path.join(run_dir, "leakscope.json")
+        if run["exit"] != 0 and not os.path.exists(j):
+            run["error"] = "exit %s and no --json file" % run["exit"]
+
+
 def _pick(d, *names):
     for n in names:
         if isinstance(d, dict) and n in d and isinstance(d[n], (int, float)):
@@ -738,6 +748,15 @@ def checks(summ, tools):
     vg = [t for t in tools if t.kind == "valgrind"]
     for wname, ws in summ.items():
         for t in tools:
+            if t.kind == "sample":  # the production profiler: cost against plain only
+                sm = ws[t.name]
+                for key, lim, what in (("ratio", 1.03, "wall <= 1.03x plain"),
+                                       ("rss_ratio", 1.05, "peak RSS <= 1.05x plain")):
+                    st = ("n/a" if key not in sm else "PASS" if sm[key] <= lim else "FAIL")
+                    out.append({"workload": wname, "tool": t.name, "check": what, "status": st,
+                                "detail": "%.3fx" % sm[key] if key in sm else
+                                sm.get("na", "no data")})
+                continue
             if t.kind != "leakscope":
                 continue
             ls = ws[t.name]
@@ -951,8 +970,9 @@ def rerender(path):
     tools = [_ToolRef(n, kinds[n]) for n in meta["tools"]]
     summ = summarize(doc["raw"], tools)
     chk = checks(summ, tools)
-    micro = doc.get("micro")
-    sys.stdout.write(render_markdown(meta, summ, chk, tools) + (render_micro(micro) if micro else ""))
+    micro, acc = doc.get("micro"), doc.get("accuracy")
+    sys.stdout.write(render_markdown(meta, summ, chk, tools) + (render_micro(micro) if micro else "")
+                     + (render_accuracy(acc) if acc else ""))
     return 0
 
 
@@ -991,6 +1011,8 @@ def main(argv=None):
     ap.add_argument("--wait-idle-max", type=float, default=120, metavar="S",
                     help="give up waiting for idle after S seconds (default 120)")
     ap.add_argument("--keep-data", action="store_true", help="keep heaptrack data files")
+    ap.add_argument("--no-sample", action="store_true",
+                    help="do not run leakscope's mode sample (the production profiler)")
     ap.add_argument("--no-micro", action="store_true",
                     help="skip the reference-counting microbenchmark (bench/refs_bench)")
     ap.add_argument("--strict", action="store_true",
@@ -1018,6 +1040,8 @@ def main(argv=None):
     tools = [Plain("plain")]
     if not args.no_leakscope:
         tools.append(Leakscope("leakscope", ls_bin, ["run"], {}))
+        if not args.no_sample:
+            tools.append(LeakscopeSample("sample", ls_bin, ["run", "--mode", "sample"], {}))
     names = {t.name for t in tools}
     for v in args.variant:
         try:
@@ -1073,6 +1097,13 @@ def main(argv=None):
             "tool_kinds": {t.name: t.kind for t in tools},
             "elapsed_s": time.perf_counter() - t_start}
     micro = None if args.no_leakscope or args.no_micro else micro_bench(args, log)
+    accuracy = None if args.no_leakscope or args.no_sample else accuracy_check(args, log)
+    if accuracy:
+        chk.append({"workload": "sample_accuracy", "tool": "sample",
+                    "check": "in-use estimate within 10% for sites > 1% of the heap",
+                    "status": "PASS" if accuracy["rows"] and accuracy["worst"] <= 0.10 else "FAIL",
+                    "detail": "worst %.1f%% over %d sites" % (accuracy["worst"] * 100,
+                                                              len(accuracy["rows"]))})
     if micro:
         chk.append({"workload": "refs_bench", "tool": "leakscope",
                     "check": "get/put pair <= 2x tracked malloc/free pair",
@@ -1080,11 +1111,13 @@ def main(argv=None):
                     "detail": "%.1f ns vs %.1f ns = %.2fx" % (micro["getput_ns"],
                                                              micro["mallocfree_ns"],
                                                              micro["ratio"])})
-    md = render_markdown(meta, summ, chk, tools) + (render_micro(micro) if micro else "")
+    md = (render_markdown(meta, summ, chk, tools) + (render_micro(micro) if micro else "")
+          + (render_accuracy(accuracy) if accuracy else ""))
     with open(os.path.join(args.workdir, "results.md"), "w") as f:
         f.write(md)
     with open(os.path.join(args.workdir, "results.json"), "w") as f:
-        json.dump({"meta": meta, "summary": summ, "checks": chk, "raw": results, "micro": micro}, f, indent=1,
+        json.dump({"meta": meta, "summary": summ, "checks": chk, "raw": results, "micro": micro,
+                   "accuracy": accuracy}, f, indent=1,
                   default=str)
     log("")
     log(md)
@@ -1123,6 +1156,55 @@ def micro_bench(args, log):
         % (gp, mf, len(runs["get/put"])))
     return {"getput_ns": gp, "mallocfree_ns": mf, "ratio": gp / mf, "runs": runs,
             "event_bytes": 16, "object_bytes": 128}
+
+
+def accuracy_check(args, log, rate=4096):
+    """Mode sample's estimates against the exact figures: bench/sample_accuracy (a deterministic
+    ~256 MiB heap over 8 sites) once in mode full and once in mode sample; per site, estimated
+    in-use bytes must be within 10% of exact for every site holding more than 1% of the heap.
+    The rate is scaled to the heap (relative error ~ sqrt(rate / site bytes)): 4 KiB here."""
+    bdir = os.path.dirname(os.path.abspath(args.leakscope))
+    prog = os.path.join(bdir, "sample_accuracy")
+    if not os.access(prog, os.X_OK):
+        log("accuracy: %s missing, skipped" % prog)
+        return None
+    out = {}
+    for mode, extra in (("full", []), ("sample", ["--mode", "sample", "--sample-rate", str(rate)])):
+        snap = os.path.join(args.workdir, "accuracy-%s.lsnap" % mode)
+        subprocess.run([args.leakscope, "run", "--output", snap] + extra + ["--", prog],
+                       capture_output=True, timeout=args.timeout)
+        rep = subprocess.run([args.leakscope, "report", snap, "--format", "json", "--top", "1000"],
+                             capture_output=True, text=True, timeout=args.timeout)
+        try:
+            doc = json.loads(rep.stdout)
+        except ValueError:
+            log("accuracy: no profile from %s (%s)" % (snap, rep.stderr.strip()[:200]))
+            return None
+        out[mode] = {s["site"].get("function", s["site"].get("pc")): s["inuse_space"]
+                     for s in doc["sites"]}
+    total = sum(out["full"].values())
+    rows = []
+    for site, exact in sorted(out["full"].items(), key=lambda kv: -kv[1]):
+        if exact <= total / 100:
+            continue
+        est = out["sample"].get(site, 0)
+        rows.append({"site": site, "exact": exact, "estimate": est,
+                     "error": (est - exact) / exact})
+    worst = max((abs(r["error"]) for r in rows), default=0.0)
+    log("accuracy: %d sites over 1%% of %d B, worst error %.1f%%" % (len(rows), total, worst * 100))
+    return {"rate": rate, "total": total, "rows": rows, "worst": worst}
+
+
+def render_accuracy(a):
+    lines = ["", "## Mode sample accuracy (bench/sample_accuracy, rate %d B)" % a["rate"], "",
+             "| site | exact in-use bytes | estimated | error |", "|---|---:|---:|---:|"]
+    for r in a["rows"]:
+        lines.append("| %s | %d | %d | %+.1f%% |" % (r["site"], r["exact"], r["estimate"],
+                                                   r["error"] * 100))
+    lines.append("")
+    lines.append("Sites holding more than 1%% of %d B; worst error %.1f%% (target 10%%)."
+                 % (a["total"], a["worst"] * 100))
+    return "\n".join(lines) + "\n"
 
 
 def render_micro(m):

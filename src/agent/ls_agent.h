@@ -4,10 +4,10 @@
  * snapshot writer. Everything here is internal (ls__ prefix, hidden visibility).
  *
  * Lock order (outermost first): ls__g.check_lock > module lock > table shard locks > refs locks
- * (ls_refs.c: object stripes > block stripes > its leaf locks) > depot bucket locks > memory
- * locks. The scan takes all of them before it parks the other threads, so no parked thread
- * can hold one (the refs locks are never needed while threads are parked). None of them is
- * ever held across a call into the real allocator.
+ * (ls_refs.c: object stripes > block stripes > its leaf locks) > depot bucket locks > sample
+ * table lock (ls_sample.c) > memory locks. The scan takes all of them before it parks the other
+ * threads, so no parked thread can hold one (the refs and sample locks are never needed while
+ * threads are parked). None of them is ever held across a call into the real allocator.
  */
 #ifndef LS_AGENT_H
 #define LS_AGENT_H
@@ -82,6 +82,11 @@ extern ls_global_t ls__g LS_HIDDEN;
 typedef struct ls_tls {
     int guard; /* nonzero while the agent runs on this thread: calls pass through */
     int inited;
+    /* Mode sample (ls_sample.c): bytes this thread may still allocate before its next sample
+     * (an allocation of s < sample_left bytes is not sampled and counts it down by s); 0 until
+     * the thread's generator is seeded, so a thread's first allocation takes the slow path. */
+    uint64_t sample_left;
+    uint64_t sample_rng; /* xorshift64* state, 0 = not seeded */
     uintptr_t stack_lo, stack_hi;
     uint64_t truncated; /* stacks cut at max_frames on this thread */
     /* Recent stacks of this thread: 64-bit hash of the frames -> depot id. A hit skips the
@@ -198,6 +203,9 @@ uint32_t ls__depot_intern(const uintptr_t *pcs, size_t n, uint64_t hash64) LS_HI
 /* Frames of id; returns count, *pcs points into the depot (valid forever). */
 size_t ls__depot_get(uint32_t id, const uintptr_t **pcs) LS_HIDDEN;
 uint32_t ls__depot_next_id(void) LS_HIDDEN; /* ids are handed out in increasing order */
+/* Before the first stack, for mode sample: 2^14 buckets instead of 2^20 (a bucket array touched
+ * at random costs the host a page per stack; sampled stacks are few). */
+void ls__depot_small(void) LS_HIDDEN;
 uint64_t ls__depot_count(void) LS_HIDDEN;
 void ls__depot_after_fork_child(void) LS_HIDDEN;
 void ls__depot_lock_all(void) LS_HIDDEN;
@@ -348,6 +356,57 @@ void ls__refs_after_fork_child(void) LS_HIDDEN; /* the child keeps the parent's 
 /* Installs entry hooks on the functions named by the refs option that are loaded now; again after
  * each dlopen (new objects only). Errors are reported on stderr once per function. */
 void ls__hooks_install(void) LS_HIDDEN;
+
+/* ---- mode sample (ls_sample.c) --------------------------------------------------------------- */
+/* Set (release) once the agent is ready to sample, never cleared: the interposers' first test. */
+extern _Atomic int ls__sampling LS_HIDDEN;
+/*
+ * The free path's first test in mode sample: per 4 KiB page of the address space, how many
+ * sampled blocks start in it (saturating at 255, which then stays). Two levels like the bitmap:
+ * 2^20 pointers, one per 256 MiB, to 64 KiB of counters. One byte per page of heap is dense
+ * enough to stay in cache (the bitmap has a bit per 16 bytes: a free of an unsampled block
+ * missed the cache in it). A page counts a block before the block's bit is set and forgets it
+ * after the bit is cleared, so a zero count proves the block unsampled.
+ */
+extern uint8_t *_Atomic *ls__sample_pages LS_HIDDEN;
+static inline bool ls__sample_page_maybe(uintptr_t p)
+{
+    /* An address above 2^48 aliases one below: at worst a false "maybe" (none is ever counted). */
+    uint8_t *l2 =
+        atomic_load_explicit(&ls__sample_pages[(p >> 28) & ((1u << 20) - 1)], memory_order_acquire);
+    return l2 && l2[(p >> 12) & 0xffff];
+}
+/* Before the block's bit is set; false (no memory): the block must stay out of the bitmap. */
+bool ls__sample_page_add(uintptr_t p) LS_HIDDEN;
+void ls__sample_page_del(uintptr_t p) LS_HIDDEN; /* after its bit is cleared */
+/* Pins the pages of [lo, hi) at "maybe" for good: frees there always take the slow path. */
+void ls__sample_pages_pin(uintptr_t lo, uintptr_t hi) LS_HIDDEN;
+/* Pins the bootstrap buffer (ls_interpose.c): the fast free path then need not test for it. */
+void ls__boot_pin_pages(void) LS_HIDDEN;
+/* Checks the sample options, maps the per-stack table, then sets ls__g.sampling. Called by
+ * ls__init in mode sample, just before the agent turns READY. false: cannot sample. */
+bool ls__sample_init(void) LS_HIDDEN;
+/* The calling thread's countdown cannot absorb an allocation of size bytes (size >=
+ * ls__tls.sample_left). Seeds the thread's generator on its first call, draws the next
+ * interval. true: sample this allocation; false: not (it fitted the first interval, or the agent
+ * cannot track it now: not ready, or busy on this thread). */
+bool ls__sample_cross(size_t size) LS_HIDDEN;
+/* Adds one sampled allocation of size bytes at stack to the per-stack cumulative table
+ * (SAMPLE_ALLOCS). Takes a leaf spin lock; never allocates. */
+void ls__sample_record(uint32_t stack, size_t size) LS_HIDDEN;
+/* p(size) = 1 - exp(-size / sample_rate): the probability that an allocation is sampled. */
+double ls__sample_prob(uint64_t size) LS_HIDDEN;
+/* A copy of the table, taken under its lock (the host waits for a memcpy, never for the disk). */
+typedef struct ls_sample_view {
+    ls_fmt_sample_alloc_t *recs;
+    size_t n, map_size;
+} ls_sample_view_t;
+void ls__sample_view_take(ls_sample_view_t *v) LS_HIDDEN; /* v->n = 0 when empty or no memory */
+void ls__sample_view_free(ls_sample_view_t *v) LS_HIDDEN;
+void ls__sample_write(struct ls_fmt_writer *w, const ls_sample_view_t *v) LS_HIDDEN;
+void ls__sample_lock(void) LS_HIDDEN; /* fork */
+void ls__sample_unlock(void) LS_HIDDEN;
+void ls__sample_after_fork_child(void) LS_HIDDEN; /* a fresh random stream for the child */
 
 /* ---- control channel (ls_control.c) ---------------------------------------------------------- */
 /* Starts the control thread (socket, snapshot signal, interval snapshots) if the options ask for

@@ -68,12 +68,14 @@ static void fork_prepare(void)
     ls__modules_lock();
     ls__refs_lock_all();
     ls__depot_lock_all();
+    ls__sample_lock();
     ls__mem_lock();
 }
 
 static void fork_parent(void)
 {
     ls__mem_unlock();
+    ls__sample_unlock();
     ls__depot_unlock_all();
     ls__refs_unlock_all();
     ls__modules_unlock();
@@ -84,6 +86,7 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     ls__mem_unlock();
+    ls__sample_after_fork_child();
     ls__depot_after_fork_child();
     ls__refs_after_fork_child();
     ls__modules_unlock();
@@ -180,8 +183,8 @@ void ls__init(void)
 
     ls__options_parse(&ls__g.opt, find_options_env());
     ls_options_t *o = &ls__g.opt;
-    if (strcmp(o->mode, "full")) {
-        ls__error("mode '%s' is not supported by this agent (only full); using full", o->mode);
+    if (strcmp(o->mode, "full") && strcmp(o->mode, "sample")) {
+        ls__error("unknown mode '%s' (full or sample); using full", o->mode);
         strcpy(o->mode, "full");
     }
     if (o->max_frames < 1 || o->max_frames > LS_MAX_FRAMES_LIMIT) {
@@ -206,16 +209,31 @@ void ls__init(void)
         return;
     }
     ls__threads_init();
-    ls__unwind_init();
+    if (!strcmp(o->mode, "sample")) { /* few walks and stacks: tables that cost little memory */
+        ls__unwind_init_small();
+        ls__depot_small();
+    } else {
+        ls__unwind_init();
+    }
     if (ls__stopworld_init(ls__g.stop_signal) < 0)
         ls__error("cannot install the stop signal %d; leak checks will not park threads",
                   ls__g.stop_signal);
     ls__modules_refresh(1);
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     if (o->catch_signals) install_fatal_handlers();
+    /* Last: from here on the interposers take the sampling paths. */
+    if (!strcmp(o->mode, "sample") && !ls__sample_init()) {
+        ls__log("cannot map the sample table; tracking disabled");
+        atomic_store(&ls__g.state, LS_STATE_DISABLED);
+        ls__tls.guard--;
+        return;
+    }
     if (o->verbose)
         ls__log("agent %s ready: mode=%s unwinder=%s max_frames=%zu", LS_VERSION, o->mode,
                 o->unwinder, ls__g.max_frames);
+    if (o->verbose && atomic_load(&ls__sampling))
+        ls__log("sampling: one sample per %ld bytes allocated on average (seed %ld)",
+                o->sample_rate, o->sample_seed);
     atomic_store(&ls__g.state, LS_STATE_READY);
     ls__tls.guard--;
 }
@@ -241,6 +259,28 @@ static void print_summary(const ls_check_result_t *res, const char *path)
             (unsigned long long)bytes[2], (unsigned long long)blocks[2],
             (unsigned long long)bytes[3], (unsigned long long)blocks[3],
             (unsigned long long)bytes[4], (unsigned long long)blocks[4]);
+    if (ls__tls.refs_last.valid) /* reference counts were used */
+        ls__log("refs: %llu objects still referenced, %llu reference errors",
+                (unsigned long long)ls__tls.refs_last.referenced,
+                (unsigned long long)ls__tls.refs_last.errors);
+    ls__log("details: leakscope report %s", path);
+}
+
+/* Mode sample: no verdicts, but what the sampled blocks stand for (each weighs 1/p(size)). */
+static void print_sample_summary(const ls_check_result_t *res, const char *path)
+{
+    double objects = 0, bytes = 0;
+    for (size_t i = 0; i < res->n; i++) {
+        uint64_t size = res->blocks[i].size_flags & LS_SIZE_MASK;
+        double p = ls__sample_prob(size);
+        if (p > 0) {
+            objects += 1 / p;
+            bytes += (double)size / p;
+        }
+    }
+    ls__log("sample profile: ~%.0f bytes in use in ~%.0f blocks (estimated from %zu sampled "
+            "blocks, sample_rate=%ld)",
+            bytes, objects, res->n, ls__g.opt.sample_rate);
     if (ls__tls.refs_last.valid) /* reference counts were used */
         ls__log("refs: %llu objects still referenced, %llu reference errors",
                 (unsigned long long)ls__tls.refs_last.referenced,
@@ -298,8 +338,10 @@ void ls__at_exit(int reason, int status, int signo, const ls_exit_state_t *st)
     if (reason == LS_REASON_EXIT && atomic_load(&ls__g.have_exit_status))
         status = ls__g.exit_status;
     uint64_t t0 = ls__now_ns();
-    if (reason == LS_REASON_EXIT && ls__at_exit_allows_freeres && ls__g.opt.freeres &&
-        ls__g.opt.leak_check) {
+    /* Mode sample has no leak check: nothing to free for it, no reachability scan. */
+    bool sampling = atomic_load(&ls__sampling);
+    bool leak_check = ls__g.opt.leak_check && !sampling;
+    if (reason == LS_REASON_EXIT && ls__at_exit_allows_freeres && ls__g.opt.freeres && leak_check) {
         ls__tls.guard--; /* what freeres frees must leave the bitmap */
         run_freeres();
         ls__tls.guard++;
@@ -316,7 +358,7 @@ void ls__at_exit(int reason, int status, int signo, const ls_exit_state_t *st)
     }
     ls_check_result_t res;
     ls__tls.refs_last.valid = 0;
-    if (ls__check_run(&res, ls__g.opt.leak_check, st) == 0) {
+    if (ls__check_run(&res, leak_check, st) == 0) {
         char path[4096];
         ls__output_path(path, sizeof(path), NULL);
         uint64_t t2 = ls__now_ns();
@@ -326,6 +368,8 @@ void ls__at_exit(int reason, int status, int signo, const ls_exit_state_t *st)
             ls__error("cannot write snapshot %s: %s", path, strerror(werr));
         else if (ls__g.opt.summary && res.checked)
             print_summary(&res, path);
+        else if (ls__g.opt.summary && sampling)
+            print_sample_summary(&res, path);
         if (ls__g.opt.verbose)
             ls__log("exit: freeres %.1f ms, check %.1f ms (%zu blocks), snapshot %.1f ms",
                     (t1 - t0) / 1e6, (t2 - t1) / 1e6, res.n, (ls__now_ns() - t2) / 1e6);
@@ -506,6 +550,13 @@ LS_EXPORT void ls_agent_ignore(const void *ptr)
 LS_EXPORT long ls_agent_leak_check(const char *snapshot_path)
 {
     if (atomic_load(&ls__g.state) != LS_STATE_READY || ls__tls.guard) return -1;
+    if (atomic_load(&ls__sampling)) {
+        /* Only sampled blocks are tracked: reachability among them means nothing. */
+        static _Atomic int said;
+        if (!atomic_exchange(&said, 1))
+            ls__error("ls_leak_check: no leak check in mode sample (use ls_snapshot_write)");
+        return -1;
+    }
     static _Atomic unsigned seq;
     ls_exit_state_t st;
     memset(&st, 0, sizeof(st));

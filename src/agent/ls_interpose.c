@@ -7,6 +7,11 @@
  * Every block handed out carries a 16-byte trailer (ls_agent.h) and a bit in the ownership
  * bitmap (ls_bitmap.c); a free is one test-and-clear of that bit and the real free.
  *
+ * Mode sample (ls_sample.c) tracks only sampled blocks, the same way. Every interposer tests
+ * the mode first (the hot four in a dispatcher: see "dispatch"); then a non-sampled allocation
+ * costs a thread-local countdown and the real call, nothing else: no trailer, no bit, no stack.
+ * A free tests its page's count of sampled blocks (ls_agent.h) and counts nothing.
+ *
  * Bootstrap: the first malloc of the process (often from ld.so, before our constructor) starts
  * the agent, which asks dlsym for the real functions; dlsym itself may call calloc. Such calls
  * are served from a static buffer that is never reused; frees into it are ignored.
@@ -55,6 +60,11 @@ static LS_COLD void *boot_alloc(size_t size, size_t align)
 static size_t boot_size(const void *p)
 {
     return ((const size_t *)p)[-1];
+}
+
+void ls__boot_pin_pages(void)
+{
+    ls__sample_pages_pin((uintptr_t)boot_buf, (uintptr_t)boot_buf + LS_BOOT_SIZE);
 }
 
 /* ---- slow paths --------------------------------------------------------------------------------
@@ -111,14 +121,40 @@ ls_trailer_t *ls__trailer(const void *p)
 /* Writes the trailer of a fresh real block p of `size` requested bytes and marks p ours. If the
  * bitmap cannot record p (an address above 2^48, or no memory for the bitmap), p simply stays
  * untracked: it needs nothing special to be freed. */
-static inline void *track(void *p, size_t size, const ls_uw_frame_t *f)
+static inline void *track_stack(void *p, size_t size, uint32_t stack)
 {
     ls_trailer_t *t = ls__trailer(p);
     t->size_flags = size;
-    t->stack = f ? ls__capture_stack(f) : 0;
+    t->stack = stack;
     t->birth = ls__birth_now();
     ls__bm_set((uintptr_t)p); /* trailer first: whoever sees the bit sees a complete trailer */
     return p;
+}
+
+static inline void *track(void *p, size_t size, const ls_uw_frame_t *f)
+{
+    return track_stack(p, size, f ? ls__capture_stack(f) : 0);
+}
+
+/* Mode sample: a sampled block is tracked as in mode full (its page counted first: ls_agent.h)
+ * and added to the per-stack table. Without memory for its page's count it stays untracked,
+ * only counted in the table. */
+static LS_COLD void *sample_track(void *p, size_t size, const ls_uw_frame_t *f)
+{
+    uint32_t stack = f ? ls__capture_stack(f) : 0;
+    ls__sample_record(stack, size);
+    if (!ls__sample_page_add((uintptr_t)p)) return p;
+    return track_stack(p, size, stack);
+}
+
+/* How a block made by hand (realloc_by_hand) is to be kept. */
+enum { NEW_PLAIN, NEW_TRACKED, NEW_SAMPLED };
+
+static inline void *keep_new(void *q, size_t size, const ls_uw_frame_t *f, int how)
+{
+    if (how == NEW_TRACKED) return track(q, size, f);
+    if (how == NEW_SAMPLED) return sample_track(q, size, f);
+    return q;
 }
 
 static inline bool size_ok(size_t size)
@@ -189,8 +225,155 @@ size_t ls__defer_end(void)
     return n;
 }
 
+/* ---- dispatch -----------------------------------------------------------------------------
+ * The four hot entry points (malloc, free, calloc, realloc) are three-instruction dispatchers to
+ * a mode full and a mode sample function, so that neither mode pays for the other's registers
+ * and stack frame: mode sample's common case is a countdown and a jump to the real allocator,
+ * which needs no frame at all. The target is entered by a jump, so it sees the program's return
+ * address and frame as its own caller's, exactly as if the program had called it.
+ * ls__sampling is 0 until init has finished (whatever the mode), so every call made before
+ * takes the mode full path, which handles bootstrap.
+ */
+#define LS_DISPATCH(name)                                                                          \
+    __asm__(".text\n"                                                                              \
+            ".globl " #name "\n"                                                                   \
+            ".type " #name ",@function\n"                                                          \
+            ".p2align 4\n" #name ":\n"                                                             \
+            "  .cfi_startproc\n"                                                                   \
+            "  cmpl $0, ls__sampling(%rip)\n"                                                      \
+            "  jne ls__" #name "_sample\n"                                                         \
+            "  jmp ls__" #name "_full\n"                                                           \
+            "  .cfi_endproc\n"                                                                     \
+            ".size " #name ", .-" #name "\n")
+
+LS_DISPATCH(malloc);
+LS_DISPATCH(free);
+LS_DISPATCH(calloc);
+LS_DISPATCH(realloc);
+
+#define LS_DISPATCHED LS_HIDDEN __attribute__((used))
+LS_DISPATCHED void *ls__malloc_full(size_t size);
+LS_DISPATCHED void *ls__malloc_sample(size_t size);
+LS_DISPATCHED void ls__free_full(void *p);
+LS_DISPATCHED void ls__free_sample(void *p);
+LS_DISPATCHED void *ls__calloc_full(size_t n, size_t size);
+LS_DISPATCHED void *ls__calloc_sample(size_t n, size_t size);
+LS_DISPATCHED void *ls__realloc_full(void *p, size_t size);
+LS_DISPATCHED void *ls__realloc_sample(void *p, size_t size);
+
+/* The rarer entry points test the mode in C. */
+static inline bool sampling(void)
+{
+    /* acquire: whoever sees the flag sees the real functions and the table (ls__sample_init) */
+    return LS_UNLIKELY(atomic_load_explicit(&ls__sampling, memory_order_acquire));
+}
+
+/* ---- mode sample: the slow paths ---------------------------------------------------------------
+ */
+/* Counts size down on this thread's countdown; true when this allocation is to be sampled. */
+static inline bool sample_hit(size_t size)
+{
+    uint64_t left = ls__tls.sample_left;
+    if (LS_LIKELY(size < left)) {
+        ls__tls.sample_left = left - size;
+        return false;
+    }
+    return ls__sample_cross(size);
+}
+
+static void *realloc_by_hand(void *p, size_t size, const ls_uw_frame_t *f, int how);
+static void *realloc_from_boot(void *p, size_t size);
+
+enum { SA_MALLOC, SA_CALLOC, SA_MEMALIGN, SA_ALIGNED };
+
+/* A sampled allocation: ls__sample_cross said yes, so the agent is ready and not busy here. */
+static LS_COLD void *sampled_alloc(int kind, size_t align, size_t size, const ls_uw_frame_t *f)
+{
+    if (!size_ok(size)) return NULL;
+    ls__tls.guard = 1;
+    void *p;
+    switch (kind) {
+    case SA_CALLOC:
+        p = ls__real.calloc(1, size + LS_TRAILER);
+        break;
+    case SA_MEMALIGN:
+        p = ls__real.memalign(align, size + LS_TRAILER);
+        break;
+    case SA_ALIGNED:
+        p = ls__real.aligned_alloc(align, size + LS_TRAILER);
+        break;
+    default:
+        p = ls__real.malloc(size + LS_TRAILER);
+        break;
+    }
+    if (LS_LIKELY(p != NULL)) sample_track(p, size, f);
+    ls__tls.guard = 0;
+    return p;
+}
+
+/* A sampled block p whose bit was just cleared stays ours after all (a failed realloc): count
+ * its page again, then set its bit (the order of ls_agent.h). */
+static void sample_keep_old(void *p)
+{
+    ls__sample_page_add((uintptr_t)p); /* cannot fail: its page's counters exist */
+    ls__bm_set((uintptr_t)p);
+}
+
+/*
+ * realloc in mode sample, every case but the common one (no block or an unsampled one, and an
+ * unsampled result). realloc is an allocation of the new size (ls_sample.c): hit says whether the
+ * countdown sampled it - never for size 0, which frees. An unsampled block may become a sampled
+ * one (it gets a trailer and a bit) and a sampled one an unsampled one (it loses them). The page
+ * count of a sampled old block drops before its memory can be reused by another thread.
+ */
+static LS_COLD void *sample_realloc(void *p, size_t size, bool hit, const ls_uw_frame_t *f)
+{
+    if (p && is_boot(p)) return realloc_from_boot(p, size);
+    if (hit && !size_ok(size)) return NULL;
+    /* With the guard set on entry the unwinder may be busy: no stack for a refs FREE event
+     * (hit is false then: ls__sample_cross never samples for a busy agent). */
+    const ls_uw_frame_t *rf = ls__tls.guard ? NULL : f;
+    size_t extra = hit ? LS_TRAILER : 0;
+    ls__tls.guard++;
+    void *q;
+    if (!p || !ls__bm_test_clear((uintptr_t)p)) { /* no block, or an unsampled one */
+        q = ls__real.realloc(p, size + extra);
+        if (q && hit) sample_track(q, size, f);
+    } else {
+        ls__sample_page_del((uintptr_t)p);
+        if (LS_UNLIKELY(atomic_load_explicit(&ls__defer_frees, memory_order_relaxed)) ||
+            (atomic_load_explicit(&ls__refs_active, memory_order_relaxed) &&
+             ls__refs_block_has_objects(p))) {
+            q = realloc_by_hand(p, size, rf, hit ? NEW_SAMPLED : NEW_PLAIN);
+        } else if (size == 0) {
+            ls__real.free(p);
+            q = NULL;
+        } else {
+            q = ls__real.realloc(p, size + extra);
+            if (!q)
+                sample_keep_old(p); /* failed: the old block is untouched, still ours */
+            else if (hit)
+                sample_track(q, size, f);
+        }
+    }
+    ls__tls.guard--;
+    return q;
+}
+
+/* A free that the page counts could not rule out: a sampled block, or a neighbour of one.
+ * f: the frame of free's caller. */
+static LS_COLD void free_maybe_sampled(void *p, const ls_uw_frame_t *f);
+
 /* ---- the interposers ----------------------------------------------------------------------- */
-LS_EXPORT void *malloc(size_t size)
+void *ls__malloc_sample(size_t size)
+{
+    if (LS_LIKELY(!sample_hit(size))) return ls__real.malloc(size);
+    ls_uw_frame_t f;
+    LS_UW_CALLER_FRAME(&f);
+    return sampled_alloc(SA_MALLOC, 0, size, &f);
+}
+
+void *ls__malloc_full(size_t size)
 {
     if (!fast_ok() && !untracked_prepare()) return malloc_untracked(size);
     if (!size_ok(size)) return NULL;
@@ -214,7 +397,7 @@ static LS_COLD __attribute__((noinline)) void refs_block_freed(void *p, const ui
 
 /* No guard, no state test: whoever frees a block of ours, even a signal handler running inside
  * the agent, its bit must go; nothing here can call back into the allocator. */
-LS_EXPORT void free(void *p)
+void ls__free_full(void *p)
 {
     if (!p) return;
     if (LS_UNLIKELY(is_boot(p))) return;
@@ -230,7 +413,51 @@ LS_EXPORT void free(void *p)
     free_untracked(p);
 }
 
-LS_EXPORT void *calloc(size_t n, size_t size)
+/* Mode sample: nearly every free is of an unsampled block, settled by its page's count (a byte
+ * that is almost always in cache). Nothing is counted: a shared counter would be a cache line
+ * written by every free. free(NULL) and the bootstrap buffer need no test here: page 0 never
+ * holds a block, and the buffer's pages are pinned at "maybe" (ls__sample_init), so its
+ * pointers reach free_maybe_sampled. */
+void ls__free_sample(void *p)
+{
+    if (LS_LIKELY(!ls__sample_page_maybe((uintptr_t)p))) {
+        ls__real.free(p);
+        return;
+    }
+    ls_uw_frame_t f;
+    LS_UW_CALLER_FRAME(&f);
+    free_maybe_sampled(p, &f);
+}
+
+static LS_COLD void free_maybe_sampled(void *p, const ls_uw_frame_t *f)
+{
+    if (!p || is_boot(p)) return;
+    if (ls__bm_test_clear((uintptr_t)p)) {
+        ls__sample_page_del((uintptr_t)p); /* bit first, then count: ls_agent.h */
+        /* With the guard set (a signal handler interrupted the agent) the unwinder may be busy. */
+        if (LS_UNLIKELY(atomic_load_explicit(&ls__refs_active, memory_order_relaxed)))
+            ls__refs_block_freed(p, ls__tls.guard ? NULL : f);
+        if (LS_UNLIKELY(atomic_load_explicit(&ls__defer_frees, memory_order_relaxed)) &&
+            defer_free(p))
+            return;
+    }
+    ls__real.free(p);
+}
+
+void *ls__calloc_sample(size_t n, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (LS_LIKELY(!sample_hit(total))) return ls__real.calloc(n, size);
+    ls_uw_frame_t f;
+    LS_UW_CALLER_FRAME(&f);
+    return sampled_alloc(SA_CALLOC, 0, total, &f);
+}
+
+void *ls__calloc_full(size_t n, size_t size)
 {
     size_t total;
     if (__builtin_mul_overflow(n, size, &total) || !size_ok(total)) {
@@ -263,18 +490,22 @@ static LS_COLD void *realloc_from_boot(void *p, size_t size)
 /* realloc by hand: while a snapshot reads trailers (p must stay where it is), and for a block
  * holding reference-counted objects (they die with it, and its address must not be reused by
  * another thread before they are dead). */
-static LS_COLD void *realloc_by_hand(void *p, size_t size, const ls_uw_frame_t *f)
+static LS_COLD void *realloc_by_hand(void *p, size_t size, const ls_uw_frame_t *f, int how)
 {
     size_t old = ls__trailer(p)->size_flags & LS_SIZE_MASK;
-    void *q = size ? ls__real.malloc(size + LS_TRAILER) : NULL;
+    void *q = size ? ls__real.malloc(size + (how == NEW_PLAIN ? 0 : LS_TRAILER)) : NULL;
     if (size && !q) {
-        ls__bm_set((uintptr_t)p); /* failed: the old block is untouched and still ours */
+        /* failed: the old block is untouched and still ours */
+        if (atomic_load_explicit(&ls__sampling, memory_order_relaxed))
+            sample_keep_old(p);
+        else
+            ls__bm_set((uintptr_t)p);
         return NULL;
     }
     if (q) memcpy(q, p, old < size ? old : size);
     if (atomic_load_explicit(&ls__refs_active, memory_order_relaxed)) ls__refs_block_freed(p, f);
     if (!defer_free(p)) ls__real.free(p);
-    return q ? track(q, size, f) : NULL;
+    return q ? keep_new(q, size, f, how) : NULL;
 }
 
 /* realloc for every caller; f == NULL when the agent is busy on this thread (no stack then).
@@ -289,7 +520,7 @@ static void *realloc_common(void *p, size_t size, const ls_uw_frame_t *f)
     if (LS_UNLIKELY(atomic_load_explicit(&ls__defer_frees, memory_order_relaxed)) ||
         LS_UNLIKELY(atomic_load_explicit(&ls__refs_active, memory_order_relaxed) &&
                     ls__refs_block_has_objects(p)))
-        return realloc_by_hand(p, size, f);
+        return realloc_by_hand(p, size, f, NEW_TRACKED);
     if (size == 0) {
         ls__real.free(p);
         return NULL;
@@ -309,7 +540,29 @@ static LS_COLD void *realloc_untracked(void *p, size_t size)
     return realloc_common(p, size, NULL);
 }
 
-LS_EXPORT void *realloc(void *p, size_t size)
+/* The common case inline: no block or an unsampled one (a bootstrap block's pages are pinned at
+ * "maybe"), and a size that fits the countdown (size 0 always does: it frees). */
+static LS_COLD void *realloc_sample_slow(void *p, size_t size, const uintptr_t *fp)
+{
+    ls_uw_frame_t f = {.pc = fp[1], .sp = (uintptr_t)(fp + 2), .bp = fp[0]};
+    return sample_realloc(p, size, size && sample_hit(size), &f);
+}
+
+void *ls__realloc_sample(void *p, size_t size)
+{
+    uint64_t left = ls__tls.sample_left;
+    if (LS_LIKELY(size < left && (!p || !ls__sample_page_maybe((uintptr_t)p)))) {
+        ls__tls.sample_left = left - size;
+        return ls__real.realloc(p, size);
+    }
+    /* Out of line, so the common case needs no registers saved; fp: this frame, which gives the
+     * caller's (the barrier keeps the call from becoming a jump that would drop the frame). */
+    void *q = realloc_sample_slow(p, size, (const uintptr_t *)__builtin_frame_address(0));
+    __asm__ volatile("" ::: "memory");
+    return q;
+}
+
+void *ls__realloc_full(void *p, size_t size)
 {
     if (LS_UNLIKELY(p && is_boot(p))) return realloc_from_boot(p, size);
     if (!fast_ok() && !untracked_prepare()) return realloc_untracked(p, size);
@@ -330,6 +583,14 @@ LS_EXPORT void *reallocarray(void *p, size_t n, size_t size)
         return NULL;
     }
     if (LS_UNLIKELY(p && is_boot(p))) return realloc_from_boot(p, total);
+    if (sampling()) {
+        bool hit = total && sample_hit(total);
+        if (LS_LIKELY(!hit && (!p || !ls__sample_page_maybe((uintptr_t)p))))
+            return ls__real.realloc(p, total);
+        ls_uw_frame_t f;
+        LS_UW_CALLER_FRAME(&f);
+        return sample_realloc(p, total, hit, &f);
+    }
     if (!fast_ok() && !untracked_prepare()) return realloc_untracked(p, total);
     ls_uw_frame_t f;
     LS_UW_CALLER_FRAME(&f);
@@ -347,6 +608,16 @@ static inline bool pow2(size_t x)
 LS_EXPORT int posix_memalign(void **out, size_t align, size_t size)
 {
     if (align % sizeof(void *) || !pow2(align / sizeof(void *))) return EINVAL;
+    if (sampling()) {
+        if (LS_LIKELY(!sample_hit(size))) return ls__real.posix_memalign(out, align, size);
+        if (size > LS_SIZE_MASK) return ENOMEM;
+        ls_uw_frame_t f;
+        LS_UW_CALLER_FRAME(&f);
+        void *p = sampled_alloc(SA_MEMALIGN, align, size, &f);
+        if (!p) return ENOMEM;
+        *out = p;
+        return 0;
+    }
     if (!fast_ok() && !untracked_prepare()) {
         if (ls__real.posix_memalign) return ls__real.posix_memalign(out, align, size);
         void *p = boot_alloc(size, align);
@@ -369,6 +640,12 @@ LS_EXPORT int posix_memalign(void **out, size_t align, size_t size)
 #define PVALLOC_SIZE(s) (((s) + LS_PAGE - 1) & ~(size_t)(LS_PAGE - 1))
 LS_EXPORT void *aligned_alloc(size_t align, size_t size)
 {
+    if (sampling()) {
+        if (LS_LIKELY(!sample_hit(size))) return ls__real.aligned_alloc(align, size);
+        ls_uw_frame_t f;
+        LS_UW_CALLER_FRAME(&f);
+        return sampled_alloc(SA_ALIGNED, align, size, &f);
+    }
     if (!fast_ok() && !untracked_prepare()) {
         if (ls__real.aligned_alloc) return ls__real.aligned_alloc(align, size);
         return boot_alloc(size, align);
@@ -385,6 +662,12 @@ LS_EXPORT void *aligned_alloc(size_t align, size_t size)
 
 LS_EXPORT void *memalign(size_t align, size_t size)
 {
+    if (sampling()) {
+        if (LS_LIKELY(!sample_hit(size))) return ls__real.memalign(align, size);
+        ls_uw_frame_t f;
+        LS_UW_CALLER_FRAME(&f);
+        return sampled_alloc(SA_MEMALIGN, align, size, &f);
+    }
     if (!fast_ok() && !untracked_prepare()) {
         if (ls__real.memalign) return ls__real.memalign(align, size);
         return boot_alloc(size, align);
@@ -409,6 +692,12 @@ static inline void *page_aligned(size_t size, const ls_uw_frame_t *f)
 
 LS_EXPORT void *valloc(size_t size)
 {
+    if (sampling()) {
+        if (LS_LIKELY(!sample_hit(size))) return ls__real.memalign(LS_PAGE, size);
+        ls_uw_frame_t f;
+        LS_UW_CALLER_FRAME(&f);
+        return sampled_alloc(SA_MEMALIGN, LS_PAGE, size, &f);
+    }
     if (!fast_ok() && !untracked_prepare()) {
         if (ls__real.valloc) return ls__real.valloc(size);
         return boot_alloc(size, LS_PAGE);
@@ -424,6 +713,17 @@ LS_EXPORT void *valloc(size_t size)
 
 LS_EXPORT void *pvalloc(size_t size)
 {
+    if (sampling()) {
+        size_t rounded = PVALLOC_SIZE(size);
+        if (rounded < size) { /* wrapped around */
+            errno = ENOMEM;
+            return NULL;
+        }
+        if (LS_LIKELY(!sample_hit(rounded))) return ls__real.memalign(LS_PAGE, rounded);
+        ls_uw_frame_t f;
+        LS_UW_CALLER_FRAME(&f);
+        return sampled_alloc(SA_MEMALIGN, LS_PAGE, rounded, &f);
+    }
     if (!fast_ok() && !untracked_prepare()) {
         if (ls__real.pvalloc) return ls__real.pvalloc(size);
         return boot_alloc(PVALLOC_SIZE(size), LS_PAGE);

@@ -253,6 +253,10 @@ static int live_snapshot(const char *path, const char *trigger, bool leak_check,
         snprintf(info->error, sizeof(info->error), "the process is exiting");
         return -1;
     }
+    if (leak_check && atomic_load(&ls__sampling)) {
+        snprintf(info->error, sizeof(info->error), "no leak check in mode sample");
+        return -1;
+    }
     char buf[4096];
     if (!path) {
         ls__snapshot_path(buf, sizeof(buf), ls__g.opt.snapshot_output,

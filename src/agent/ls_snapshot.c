@@ -1,7 +1,8 @@
 /*
  * ls_snapshot.c - writes what the agent knows as a snapshot file (layout: ls_format.h):
- * META, MODULES, the STACKS that live blocks and the reference counts use, BLOCKS with their
- * classification, the REF_* chunks when objects were registered, STATS.
+ * META, MODULES, the STACKS that live blocks, the sample table and the reference counts use,
+ * BLOCKS with their classification, SAMPLE_ALLOCS in mode sample (BLOCKS then holds the live
+ * sampled blocks, unclassified), the REF_* chunks when objects were registered, STATS.
  * Written to PATH.tmp.PID and renamed, so a reader sees the whole file or nothing.
  */
 #define _GNU_SOURCE
@@ -120,6 +121,7 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
     /* The refs are copied first (under their locks, briefly): ls_refs_check counts from this
      * copy even when the snapshot itself goes nowhere. */
     ls_refs_view_t *rv = ls__refs_view_take();
+    bool sampling = atomic_load(&ls__sampling);
     bool special = stat(path, &st) == 0 && !S_ISREG(st.st_mode);
     if (special && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)) {
         ls__refs_view_free(rv);
@@ -143,18 +145,22 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
     }
     size_t n = res->n;
     size_t nref = rv ? ls__refs_stack_ids(rv, NULL, 0) : 0; /* stack ids the refs name */
-    size_t scratch_bytes = (1u << 20) + (n + nref) * 8 + 65536 * 4 + 64 * 3;
+    ls_sample_view_t sv = {0};
+    if (sampling) ls__sample_view_take(&sv);
+    size_t nall = n + nref + sv.n;
+    size_t scratch_bytes = (1u << 20) + nall * 8 + 65536 * 4 + 64 * 3;
     char *scratch = ls__map(scratch_bytes);
     if (!scratch) {
         close(fd);
         unlink(tmp_path);
         ls__refs_view_free(rv);
+        ls__sample_view_free(&sv);
         return ENOMEM;
     }
     char *wbuf = scratch;
     uint32_t *ids = (uint32_t *)(scratch + (1u << 20));
-    uint32_t *tmp = ids + n + nref;
-    uint32_t *count = tmp + n + nref;
+    uint32_t *tmp = ids + nall;
+    uint32_t *count = tmp + nall;
 
     ls_fmt_writer_t w;
     ls_fmt_writer_init(&w, fd, wbuf, 1u << 20);
@@ -184,6 +190,7 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
     ls_fmt_put_str(&w, LS_META_AGENT_VERSION, LS_VERSION);
     ls_fmt_put_u64(&w, LS_META_MAX_FRAMES, ls__g.max_frames);
     if (ls__g.opt.refs[0]) ls_fmt_put_str(&w, LS_META_REFS, ls__g.opt.refs);
+    if (sampling) ls_fmt_put_u64(&w, LS_META_SAMPLE_RATE, (uint64_t)ls__g.opt.sample_rate);
     ls_fmt_chunk_end(&w, 0);
 
     ls__modules_lock();
@@ -193,7 +200,8 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
 
     for (size_t i = 0; i < n; i++) ids[i] = res->blocks[i].stack;
     if (rv) ls__refs_stack_ids(rv, ids + n, nref);
-    size_t nids = n + nref ? unique_ids(ids, tmp, n + nref, count) : 0;
+    for (size_t i = 0; i < sv.n; i++) ids[n + nref + i] = sv.recs[i].stack;
+    size_t nids = nall ? unique_ids(ids, tmp, nall, count) : 0;
     ls_fmt_chunk_begin(&w, LS_CHUNK_STACKS);
     for (size_t i = 0; i < nids; i++) {
         const uintptr_t *pcs;
@@ -222,10 +230,12 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
     }
     ls_fmt_chunk_end(&w, (uint32_t)n);
 
+    if (sampling) ls__sample_write(&w, &sv);
     if (rv) ls__refs_write(&w, rv);
 
     ls_fmt_chunk_begin(&w, LS_CHUNK_STATS);
-    ls_fmt_put_u64(&w, LS_STAT_UNKNOWN_FREES, atomic_load(&ls__g.unknown_frees));
+    /* mode sample does not count frees of unsampled blocks (ls_interpose.c: free) */
+    if (!sampling) ls_fmt_put_u64(&w, LS_STAT_UNKNOWN_FREES, atomic_load(&ls__g.unknown_frees));
     ls_fmt_put_u64(&w, LS_STAT_LIVE_BLOCKS, n);
     ls_fmt_put_u64(&w, LS_STAT_LIVE_BYTES, live_bytes);
     ls_fmt_put_u64(&w, LS_STAT_STACKS, ls__depot_count());
@@ -243,6 +253,7 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
     int err = ls_fmt_writer_finish(&w);
     ls__unmap(scratch, scratch_bytes);
     ls__refs_view_free(rv);
+    ls__sample_view_free(&sv);
     if (close(fd) < 0 && !err) err = errno;
     if (!err && special) {
         err = copy_into(tmp_path, path);

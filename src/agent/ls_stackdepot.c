@@ -15,6 +15,7 @@
 #include <string.h>
 
 #define LS_DEPOT_BUCKET_BITS 20
+#define LS_DEPOT_SMALL_BITS  14 /* mode sample: few stacks, and each bucket touched is a page */
 #define LS_DEPOT_CHUNK_BITS  26 /* 64 MiB */
 #define LS_DEPOT_CHUNK       (1ull << LS_DEPOT_CHUNK_BITS)
 #define LS_DEPOT_MAX_CHUNKS  512 /* 32 GiB of stacks: ids stay within 32 bits */
@@ -36,6 +37,12 @@ static _Atomic uint64_t nstacks;
 static _Atomic int alloc_lock;
 static _Atomic int locks[LS_DEPOT_LOCKS];
 static _Atomic int init_done;
+static unsigned bucket_bits = LS_DEPOT_BUCKET_BITS; /* ls__depot_small: fewer */
+
+void ls__depot_small(void)
+{
+    if (!atomic_load(&init_done)) bucket_bits = LS_DEPOT_SMALL_BITS;
+}
 
 static inline ls_depot_node_t *node_of(uint32_t id)
 {
@@ -55,7 +62,7 @@ static LS_COLD bool depot_init(void)
 {
     if (atomic_load_explicit(&init_done, memory_order_acquire)) return true;
     ls__spin_lock(&alloc_lock);
-    if (!buckets) buckets = ls__map(sizeof(uint32_t) << LS_DEPOT_BUCKET_BITS);
+    if (!buckets) buckets = ls__map(sizeof(uint32_t) << bucket_bits);
     if (buckets) atomic_store_explicit(&init_done, 1, memory_order_release);
     ls__spin_unlock(&alloc_lock);
     return buckets != NULL;
@@ -88,7 +95,7 @@ uint32_t ls__depot_intern(const uintptr_t *pcs, size_t n, uint64_t hash64)
     if (LS_UNLIKELY(!atomic_load_explicit(&init_done, memory_order_acquire)) && !depot_init())
         return 0;
     uint32_t h = (uint32_t)(hash64 ^ (hash64 >> 32));
-    size_t b = h & ((1u << LS_DEPOT_BUCKET_BITS) - 1);
+    size_t b = h & ((1u << bucket_bits) - 1);
     uint32_t head = atomic_load_explicit(&buckets[b], memory_order_acquire);
     for (uint32_t id = head; id;) {
         ls_depot_node_t *nd = node_of(id);

@@ -153,10 +153,11 @@ static inline uint64_t ls__uw_mix(uint64_t x)
  * exact bit take part, so a PC's new rule replaces its stale one in place. */
 #define LS__SET_BYTES (sizeof(ls__uw_slot_t) * LS_UW_WAYS)
 #define LS__SET_SHIFT (__builtin_ctz(LS__SET_BYTES))
+static size_t ls__uw_slots = LS_UW_CACHE_SIZE; /* ls__unwind_init_small: fewer */
+static size_t ls__uw_set_mask = (size_t)(LS_UW_CACHE_SIZE / LS_UW_WAYS - 1) << LS__SET_SHIFT;
 static inline ls__uw_slot_t *ls__uw_set_of(ls__uw_slot_t *cache, uintptr_t pc)
 {
-    size_t off = ((pc << LS__SET_SHIFT) ^ (pc >> 8)) &
-                 ((size_t)(LS_UW_CACHE_SIZE / LS_UW_WAYS - 1) << LS__SET_SHIFT);
+    size_t off = ((pc << LS__SET_SHIFT) ^ (pc >> 8)) & ls__uw_set_mask;
     return (ls__uw_slot_t *)(void *)((char *)cache + off);
 }
 
@@ -820,16 +821,24 @@ static __attribute__((noinline, cold)) uint64_t ls__uw_miss(uint64_t key)
 
 /* ---- the public functions -------------------------------------------------------------------- */
 
+void ls__unwind_init_small(void)
+{
+    if (__atomic_load_n(&ls__uw_cache, __ATOMIC_ACQUIRE)) return; /* too late */
+    ls__uw_slots = LS_UW_CACHE_SIZE >> 4;
+    ls__uw_set_mask = (ls__uw_slots / LS_UW_WAYS - 1) << LS__SET_SHIFT;
+    ls__unwind_init();
+}
+
 void ls__unwind_init(void)
 {
     if (__atomic_load_n(&ls__uw_cache, __ATOMIC_ACQUIRE)) return;
-    void *m = mmap(NULL, sizeof(ls__uw_slot_t) * LS_UW_CACHE_SIZE, PROT_READ | PROT_WRITE,
+    void *m = mmap(NULL, sizeof(ls__uw_slot_t) * ls__uw_slots, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) return;
     ls__uw_slot_t *expect = NULL;
     if (!__atomic_compare_exchange_n(&ls__uw_cache, &expect, (ls__uw_slot_t *)m, false,
                                      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-        munmap(m, sizeof(ls__uw_slot_t) * LS_UW_CACHE_SIZE); /* lost a race with another init */
+        munmap(m, sizeof(ls__uw_slot_t) * ls__uw_slots); /* lost a race with another init */
     unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
 }
 
@@ -840,7 +849,7 @@ void ls__unwind_modules_changed(void)
     if (bumps % LS_UW_GEN_MAX == 0) {
         /* gen is about to take values it had before: drop every old rule first. */
         ls__uw_slot_t *c = __atomic_load_n(&ls__uw_cache, __ATOMIC_ACQUIRE);
-        for (size_t i = 0; c && i < LS_UW_CACHE_SIZE; i++) ls__uw_store(&c[i], 0, 0);
+        for (size_t i = 0; c && i < ls__uw_slots; i++) ls__uw_store(&c[i], 0, 0);
     }
     __atomic_store_n(&ls__uw_gen, bumps % LS_UW_GEN_MAX + 1, __ATOMIC_RELEASE);
     /* libunwind's caches do not notice dlclose either (a lock-free generation bump). */

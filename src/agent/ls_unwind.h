@@ -76,6 +76,9 @@ size_t ls__unwind_fp(const ls_uw_frame_t *start, uintptr_t stack_hi, uintptr_t *
 /* Once, before the first unwind (called from the agent's init; maps the 1 MiB rule cache and
  * sets libunwind's per-thread caching). ls__unwind_fast calls it itself if nobody did. */
 void ls__unwind_init(void);
+/* Instead of ls__unwind_init, for mode sample: a rule cache of 64 KiB. Its slots are touched at
+ * random, so the 1 MiB one costs the host up to 1 MiB of memory, for walks that are rare there. */
+void ls__unwind_init_small(void);
 
 /* After dlclose (or any change that may unmap code): forget every cached rule. */
 void ls__unwind_modules_changed(void);

@@ -5,7 +5,8 @@
 #ifndef LS_CLI_H
 #define LS_CLI_H
 
-/* leakscope report FILE [--format text|json] [-o OUT] [--show-reachable] [--suppressions FILE]
+/* leakscope report FILE [--format text|json|pprof|collapsed] [-o OUT] [--show-reachable]
+ * [--suppressions FILE] [--sample-index VIEW] [--top N]
  * 0 = report written, 1 = unreadable or corrupt input / output failure, 2 = usage error. */
 int ls_cmd_report(int argc, char **argv);
 
@@ -31,8 +32,9 @@ int ls_cmd_watch(int argc, char **argv);
  * input (or fewer than 3 snapshots), 2 usage. */
 int ls_cmd_suspects(int argc, char **argv);
 
-/* leakscope diff OLD NEW [--by site|stack] [--format text|json] [--top N] [-o OUT]
- * [--site-skip GLOB] (ls_cmd_diff.c): per site and per stack, NEW minus OLD. 0 / 1 / 2. */
+/* leakscope diff OLD NEW [--by site|stack] [--format text|json|pprof] [--top N] [-o OUT]
+ * [--site-skip GLOB] [--sample-index VIEW] (ls_cmd_diff.c): per site and per stack, NEW minus
+ * OLD. 0 / 1 / 2. */
 int ls_cmd_diff(int argc, char **argv);
 
 #endif

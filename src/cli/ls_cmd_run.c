@@ -44,6 +44,7 @@ typedef struct run_opts {
     const char *mode;
     const char *unwinder;
     long max_frames;
+    long sample_rate;   /* 0 = not given (the agent's default) */
     int error_exitcode; /* 0 = not given */
     int show_reachable;
     char extra[1536]; /* further agent options, ":key=value..." */
@@ -69,7 +70,11 @@ static void run_usage(FILE *f)
             "  --suppressions FILE    leak:PATTERN lines; matching leaks are not reported\n"
             "  --show-reachable       also list still-reachable blocks\n"
             "  --output SNAPSHOT      keep the snapshot file (a forked child: SNAPSHOT.PID)\n"
-            "  --mode full            what the agent tracks (only full for now)\n"
+            "  --mode MODE            what the agent tracks: full (default: every block, leak\n"
+            "                         check) or sample (a Poisson sample of the allocated\n"
+            "                         bytes: a heap profile cheap enough for production)\n"
+            "  --sample-rate BYTES    mode sample: mean bytes allocated between two samples\n"
+            "                         (1 to 2^40, default 524288)\n"
             "  --max-frames N         deepest stack recorded (1-256, default 64)\n"
             "  --unwinder NAME        fast (default), libunwind or fp\n"
             "  --snapshot-signal SIG  write a live snapshot when the program gets SIG (USR2, 12)\n"
@@ -195,9 +200,11 @@ static char *build_options(const run_opts_t *o, const char *dir)
     if (o->max_frames) snprintf(frames, sizeof(frames), ":max_frames=%ld", o->max_frames);
     char unw[128] = "";
     if (o->unwinder) snprintf(unw, sizeof(unw), ":unwinder=%s", o->unwinder);
+    char rate[64] = "";
+    if (o->sample_rate) snprintf(rate, sizeof(rate), ":sample_rate=%ld", o->sample_rate);
     /* Later keys win in the agent's parser: ours come after the user's. */
-    if (asprintf(&s, "%s%soutput=%s/%%p.lsnap:summary=0:mode=%s%s%s%s", user ? user : "",
-                 user && *user ? ":" : "", dir, o->mode, frames, unw, o->extra) < 0)
+    if (asprintf(&s, "%s%soutput=%s/%%p.lsnap:summary=0:mode=%s%s%s%s%s", user ? user : "",
+                 user && *user ? ":" : "", dir, o->mode, frames, unw, rate, o->extra) < 0)
         return NULL;
     return s;
 }
@@ -318,6 +325,7 @@ int ls_cmd_run(int argc, char **argv)
         {"show-reachable", no_argument, NULL, 'r'},
         {"output", required_argument, NULL, 'o'},
         {"mode", required_argument, NULL, 'm'},
+        {"sample-rate", required_argument, NULL, 'X'},
         {"max-frames", required_argument, NULL, 'f'},
         {"unwinder", required_argument, NULL, 'u'},
         {"snapshot-signal", required_argument, NULL, 'S'},
@@ -347,11 +355,21 @@ int ls_cmd_run(int argc, char **argv)
             o.output_path = optarg;
             break;
         case 'm':
-            if (strcmp(optarg, "full")) {
-                fprintf(stderr, "leakscope run: --mode %s is not supported (only full)\n", optarg);
+            if (strcmp(optarg, "full") && strcmp(optarg, "sample")) {
+                fprintf(stderr, "leakscope run: --mode wants full or sample, not '%s'\n", optarg);
                 return 2;
             }
             o.mode = optarg;
+            break;
+        case 'X':
+            if (parse_int(optarg, 1, 1l << 40, &v)) {
+                fprintf(stderr,
+                        "leakscope run: --sample-rate wants a number of bytes from 1 to 2^40, "
+                        "not '%s'\n",
+                        optarg);
+                return 2;
+            }
+            o.sample_rate = v;
             break;
         case 'e':
             if (parse_int(optarg, 1, 255, &v)) {
@@ -425,6 +443,10 @@ int ls_cmd_run(int argc, char **argv)
             run_usage(stderr);
             return 2;
         }
+    }
+    if (o.sample_rate && strcmp(o.mode, "sample")) {
+        fprintf(stderr, "leakscope run: --sample-rate needs --mode sample\n");
+        return 2;
     }
     if (o.refs[0] && add_option(&o, "refs", o.refs)) {
         fprintf(stderr, "leakscope run: too many options for the agent\n");

@@ -8,6 +8,8 @@
 #define _GNU_SOURCE
 #include "ls_series.h"
 
+#include "ls_profile.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -119,7 +121,7 @@ int ls_series_add_file(ls_series_t *s, const char *path, char *err, size_t errle
         s->sym_snap = snap;
         keep = true;
     }
-    if (ls_agg_weigh_blocks(snap, NULL, &ws, &nws)) goto oom;
+    if (ls_profile_weigh_inuse(snap, &ws, &nws)) goto oom;
     ls_series_snap_t *e = &s->v[s->n];
     memset(e, 0, sizeof(*e));
     e->agg = ls_agg_build(snap, s->sym, s->keys, s->rules, ws, nws, err, errlen);
@@ -137,6 +139,7 @@ int ls_series_add_file(ls_series_t *s, const char *path, char *err, size_t errle
     e->snap_ns = snap->snap_ns;
     e->snap_realtime_ns = snap->snap_realtime_ns;
     e->snap_seq = snap->snap_seq;
+    e->sample_rate = ls_snapshot_is_sampled(snap) ? snap->sample_rate : 0;
     e->time_s = (double)snap->snap_ns / 1e9;
     s->n++;
     rc = 0;
@@ -666,6 +669,7 @@ static cJSON *json_snap(ls_jctx_t *c, const ls_series_snap_t *e)
     ls_jnum(c, o, "live_bytes", (double)e->agg->bytes);
     ls_jnum(c, o, "live_blocks", (double)e->agg->blocks);
     ls_jnum(c, o, "snap_seq", (double)e->snap_seq);
+    if (e->sample_rate) ls_jnum(c, o, "sample_rate", (double)e->sample_rate);
     return o;
 }
 
@@ -836,13 +840,16 @@ void ls_diff_free(ls_diff_t *d)
 static void text_snap_line(FILE *out, const char *what, const ls_series_snap_t *e)
 {
     char b1[32], b2[32];
-    fprintf(out, "%s: %s (pid %llu, %.2f s%s): %s bytes in %s blocks\n", what, e->file,
+    fprintf(out, "%s: %s (pid %llu, %.2f s%s): %s bytes in %s blocks", what, e->file,
             (unsigned long long)e->pid, e->time_s,
             e->reason == LS_REASON_LIVE     ? ", live"
             : e->reason == LS_REASON_EXIT   ? ", at exit"
             : e->reason == LS_REASON_SIGNAL ? ", fatal signal"
                                             : "",
             ls_commas(e->agg->bytes, b1), ls_commas(e->agg->blocks, b2));
+    if (e->sample_rate) /* a sample profile: estimates, blocks are estimated objects */
+        fprintf(out, " (estimated: sample profile, rate %s)", ls_commas(e->sample_rate, b1));
+    fputc('\n', out);
 }
 
 void ls_diff_write_text(const ls_series_t *s, const ls_diff_t *d, size_t top, FILE *out)

@@ -21,7 +21,8 @@ typedef struct ls_series_snap {
     char *exe;
     uint64_t pid, reason, snap_ns, snap_realtime_ns, snap_seq;
     double time_s; /* x axis: see ls_series_set_times */
-    ls_agg_t *agg; /* every live block, all kinds */
+    ls_agg_t *agg; /* every live block, all kinds; a sample profile's estimates (ls_profile.h) */
+    uint64_t sample_rate; /* a sample profile's sample rate; 0 for a full snapshot (exact) */
 } ls_series_snap_t;
 
 typedef struct ls_series ls_series_t;
@@ -33,7 +34,9 @@ size_t ls_series_len(const ls_series_t *s);
 const ls_series_snap_t *ls_series_at(const ls_series_t *s, size_t i);
 const ls_keys_t *ls_series_keys(const ls_series_t *s);
 
-/* Loads path and appends its aggregation. Returns 0, or -1 with a message naming the file. */
+/* Loads path and appends its aggregation: live blocks, weighted by ls_profile_weigh_inuse (a
+ * sample profile gives its estimated in-use bytes and objects, rounded per stack; a full
+ * snapshot its exact blocks). Returns 0, or -1 with a message naming the file. */
 int ls_series_add_file(ls_series_t *s, const char *path, char *err, size_t errlen);
 
 /* Orders the snapshots by snap_realtime_ns, then snap_ns, then file name, and sets time_s:
@@ -149,8 +152,11 @@ void ls_diff_free(ls_diff_t *d);
 const char *ls_diff_status(const ls_diff_row_t *r);
 void ls_diff_write_text(const ls_series_t *s, const ls_diff_t *d, size_t top, FILE *out);
 /*
+ * Sample profiles are compared on their estimated in-use bytes and objects ("blocks"), as
+ * `pprof -base` compares inuse_space and inuse_objects.
  * JSON (version 1; fields may be added, never renamed or dropped):
- *   {"version": 1, "old": {snapshot as in suspects}, "new": {..}, "by": "site"|"stack",
+ *   {"version": 1, "old": {snapshot as in suspects, plus "sample_rate": N for a sample
+ *    profile}, "new": {..}, "by": "site"|"stack",
  *    "totals": {"old_bytes": N, "new_bytes": N, "delta_bytes": N, "old_blocks": N,
  *               "new_blocks": N, "delta_blocks": N},
  *    "rows_total": N,                                      rows before --top

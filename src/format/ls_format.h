@@ -19,7 +19,7 @@
 
 #define LS_FMT_MAGIC         "LKSCOPE\0"
 #define LS_FMT_VERSION_MAJOR 1
-#define LS_FMT_VERSION_MINOR 2
+#define LS_FMT_VERSION_MINOR 3
 
 typedef struct ls_fmt_file_header {
     char magic[8];          /* LS_FMT_MAGIC */
@@ -51,6 +51,8 @@ typedef enum ls_fmt_chunk_type {
     LS_CHUNK_REF_EVENTS = 9,    /* ls_fmt_ref_event_t records, fixed length */
     LS_CHUNK_REF_FINDINGS = 10, /* ls_fmt_ref_finding_t records, fixed length */
     LS_CHUNK_REF_PAIRS = 11,    /* ls_fmt_ref_pair_t records, fixed length */
+    /* mode sample (since 1.3) */
+    LS_CHUNK_SAMPLE_ALLOCS = 12, /* ls_fmt_sample_alloc_t records, fixed length */
     LS_CHUNK_END = 0x454e4400u,
 } ls_fmt_chunk_type_t;
 
@@ -85,6 +87,7 @@ typedef enum ls_fmt_meta_key {
     LS_META_TRIGGER = 16,  /* str: what asked for it: exit, signal, control, api, interval (1.1) */
     LS_META_SNAP_SEQ = 17, /* u64: live snapshots taken by this process so far, this one included */
     LS_META_REFS = 18,     /* str: the refs option (wrapped REF:UNREF[:TYPE] functions), 1.2 */
+    LS_META_SAMPLE_RATE = 19, /* u64: mode sample: mean bytes between samples (1.3) */
 } ls_fmt_meta_key_t;
 
 typedef enum ls_fmt_reason {
@@ -283,6 +286,25 @@ typedef struct ls_fmt_ref_pair {
     uint8_t reserved[7];
 } ls_fmt_ref_pair_t;
 
+/*
+ * Mode sample (1.3). The agent samples allocations as a Poisson process over allocated bytes
+ * with mean interval sample_rate (META): an allocation of s bytes is sampled with probability
+ * p(s) = 1 - exp(-s / sample_rate). Only sampled blocks are tracked, so BLOCKS lists the live
+ * sampled blocks (kind UNCHECKED); a reader weighs each by 1/p(size) objects and size/p(size)
+ * bytes to estimate what is in use. SAMPLE_ALLOCS accumulates every sampled allocation since the
+ * start (freed ones included) per stack, for the "allocated" views; the agent adds the weights
+ * as it samples, so the estimates need no per-allocation sizes.
+ */
+typedef struct ls_fmt_sample_alloc {
+    uint32_t stack;
+    uint32_t reserved;
+    uint64_t samples;       /* sampled allocations */
+    uint64_t sampled_bytes; /* their requested bytes */
+    double est_objects;     /* sum of 1/p(size): estimated allocations */
+    double est_bytes;       /* sum of size/p(size): estimated bytes allocated */
+} ls_fmt_sample_alloc_t;
+
+_Static_assert(sizeof(ls_fmt_sample_alloc_t) == 40, "sample alloc layout");
 _Static_assert(sizeof(ls_fmt_file_header_t) == 32, "file header layout");
 _Static_assert(sizeof(ls_fmt_ref_type_t) == 8, "ref type layout");
 _Static_assert(sizeof(ls_fmt_ref_event_t) == 16, "ref event layout");

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,6 +162,9 @@ static int meta_item(ls_snapshot_t *s, const ls_fmt_item_t *it, const unsigned c
         break;
     case LS_META_SNAP_SEQ:
         s->snap_seq = u;
+        break;
+    case LS_META_SAMPLE_RATE:
+        s->sample_rate = u;
         break;
     case LS_META_TRIGGER:
         str = &s->trigger;
@@ -478,6 +482,32 @@ static int check_refs(const ls_snapshot_t *s, const ref_offsets_t *ro, char *err
     return 0;
 }
 
+/* ---- mode sample (1.3) ------------------------------------------------------------------ */
+
+static bool finite_nonneg(double v)
+{
+    return isfinite(v) && v >= 0;
+}
+
+/* A sample profile must say how it was sampled, and its estimates must be usable as weights:
+ * a NaN or a negative count would poison every total it enters. */
+static int check_sample(const ls_snapshot_t *s, uint64_t base, char *err, size_t errlen)
+{
+    if (s->mode && strcmp(s->mode, "sample") == 0 && s->sample_rate == 0)
+        return fail(err, errlen, "sample profile (mode sample) without a sample rate");
+    for (size_t i = 0; i < s->nsample_allocs; i++) {
+        const ls_fmt_sample_alloc_t *a = &s->sample_allocs[i];
+        uint64_t off = base + i * sizeof(*a);
+        if (check_stack_ref(s, a->stack, "sample alloc", i, "stack", off, err, errlen)) return -1;
+        if (!finite_nonneg(a->est_objects) || !finite_nonneg(a->est_bytes))
+            return fail(err, errlen,
+                        "sample alloc %zu at offset %llu has a negative or non-finite estimate "
+                        "(%g objects, %g bytes)",
+                        i, (unsigned long long)off, a->est_objects, a->est_bytes);
+    }
+    return 0;
+}
+
 int ls_snapshot_parse(const void *data, size_t size, ls_snapshot_t *s, char *err, size_t errlen)
 {
     memset(s, 0, sizeof(*s));
@@ -502,8 +532,9 @@ int ls_snapshot_parse(const void *data, size_t size, ls_snapshot_t *s, char *err
 
     uint64_t off = fh.header_size;
     uint32_t nchunks = 0;
-    bool seen[LS_CHUNK_REF_PAIRS + 1] = {false};
+    bool seen[LS_CHUNK_SAMPLE_ALLOCS + 1] = {false};
     ref_offsets_t ro = {0, 0, 0, 0};
+    uint64_t sample_allocs_off = 0;
     for (;;) {
         ls_fmt_chunk_header_t ch;
         if (size - off < sizeof(ch))
@@ -543,7 +574,7 @@ int ls_snapshot_parse(const void *data, size_t size, ls_snapshot_t *s, char *err
                         "chunk %u (type 0x%x) at offset %llu: checksum mismatch, "
                         "the file is corrupt",
                         nchunks, ch.type, (unsigned long long)(off - sizeof(ch)));
-        if (ch.type >= 1 && ch.type <= LS_CHUNK_REF_PAIRS) {
+        if (ch.type >= 1 && ch.type <= LS_CHUNK_SAMPLE_ALLOCS) {
             if (seen[ch.type]) return fail(err, errlen, "chunk type %u appears twice", ch.type);
             seen[ch.type] = true;
         }
@@ -598,6 +629,14 @@ int ls_snapshot_parse(const void *data, size_t size, ls_snapshot_t *s, char *err
             s->ref_pairs = (const ls_fmt_ref_pair_t *)p;
             s->nref_pairs = rc ? 0 : ch.count;
             break;
+        case LS_CHUNK_SAMPLE_ALLOCS:
+            sample_allocs_off = off;
+            rc = check_records(ch.size, ch.count, sizeof(ls_fmt_sample_alloc_t), "sample allocs",
+                               off, err, errlen);
+            s->sample_allocs = (const ls_fmt_sample_alloc_t *)p;
+            s->nsample_allocs = rc ? 0 : ch.count;
+            s->has_sample_allocs = true;
+            break;
         default:
             break;
         }
@@ -618,6 +657,7 @@ int ls_snapshot_parse(const void *data, size_t size, ls_snapshot_t *s, char *err
             return fail(err, errlen, "blocks are not sorted by address at record %zu", i);
     }
     for (unsigned t = LS_CHUNK_REF_TYPES; t <= LS_CHUNK_REF_PAIRS; t++) s->has_refs |= seen[t];
+    if (check_sample(s, sample_allocs_off, err, errlen)) return -1;
     return check_refs(s, &ro, err, errlen);
 }
 

@@ -70,6 +70,14 @@ typedef struct ls_snapshot {
     size_t nref_findings;
     const ls_fmt_ref_pair_t *ref_pairs;
     size_t nref_pairs;
+    /* Mode sample (1.3). sample_rate is META sample_rate (0 when absent; a snapshot whose mode
+     * is "sample" always has one). sample_allocs points into the file's data, in file order;
+     * every stack id in it was checked against STACKS and every estimate is finite and >= 0.
+     * has_sample_allocs is set when the chunk is present (even empty). */
+    uint64_t sample_rate;
+    bool has_sample_allocs;
+    const ls_fmt_sample_alloc_t *sample_allocs;
+    size_t nsample_allocs;
     /* STATS, indexed by ls_fmt_stat_key_t */
     uint64_t stats[LS_STAT_KEYS];
     uint64_t stats_present; /* bit k set when stats[k] was in the file */

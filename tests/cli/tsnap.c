@@ -30,7 +30,8 @@ int tsnap_write(const char *path, const tsnap_t *s)
     if (s->reason == LS_REASON_EXIT) ls_fmt_put_i64(&w, LS_META_EXIT_STATUS, s->exit_status);
     if (s->reason == LS_REASON_SIGNAL) ls_fmt_put_u64(&w, LS_META_SIGNAL, s->signal);
     ls_fmt_put_u64(&w, LS_META_LEAK_CHECKED, s->leak_checked);
-    ls_fmt_put_str(&w, LS_META_MODE, "full");
+    ls_fmt_put_str(&w, LS_META_MODE, s->mode ? s->mode : "full");
+    if (s->sample_rate) ls_fmt_put_u64(&w, LS_META_SAMPLE_RATE, s->sample_rate);
     if (s->start_ns) ls_fmt_put_u64(&w, LS_META_START_NS, s->start_ns);
     if (s->snap_ns) ls_fmt_put_u64(&w, LS_META_SNAP_NS, s->snap_ns);
     if (s->snap_realtime_ns) ls_fmt_put_u64(&w, LS_META_SNAP_REALTIME_NS, s->snap_realtime_ns);
@@ -113,6 +114,12 @@ int tsnap_write(const char *path, const tsnap_t *s)
         ls_fmt_chunk_begin(&w, LS_CHUNK_REF_PAIRS);
         if (s->nref_pairs) ls_fmt_put(&w, s->ref_pairs, s->nref_pairs * 24);
         ls_fmt_chunk_end(&w, (uint32_t)s->nref_pairs);
+    }
+    if (s->sample_allocs) {
+        ls_fmt_chunk_begin(&w, LS_CHUNK_SAMPLE_ALLOCS);
+        if (s->nsample_allocs)
+            ls_fmt_put(&w, s->sample_allocs, s->nsample_allocs * sizeof(ls_fmt_sample_alloc_t));
+        ls_fmt_chunk_end(&w, (uint32_t)s->nsample_allocs);
     }
     if (s->nstats) {
         ls_fmt_chunk_begin(&w, LS_CHUNK_STATS);

@@ -66,6 +66,12 @@ typedef struct tsnap {
     size_t nref_findings;
     const ls_fmt_ref_pair_t *ref_pairs;
     size_t nref_pairs;
+    /* format 1.3, mode sample: META mode (NULL = "full"), META sample_rate (left out when 0),
+     * and a SAMPLE_ALLOCS chunk when sample_allocs is set (nsample_allocs may be 0) */
+    const char *mode;
+    uint64_t sample_rate;
+    const ls_fmt_sample_alloc_t *sample_allocs;
+    size_t nsample_allocs;
     /* STATS items {key, value}, a STATS chunk when nstats > 0 */
     const uint64_t (*stats)[2];
     size_t nstats;

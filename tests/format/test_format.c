@@ -304,7 +304,7 @@ static void test_refs_round_trip(void)
     char err[256] = "";
     CHECK(ls_snapshot_parse(d, n, &s, err, sizeof(err)) == 0);
     if (err[0]) fprintf(stderr, "parse error: %s\n", err);
-    CHECK(s.version_minor == 2);
+    CHECK(s.version_minor == LS_FMT_VERSION_MINOR);
     CHECK(s.has_refs);
     CHECK(s.refs && !strcmp(s.refs, "g_object_ref:g_object_unref:GObject"));
     CHECK(s.nref_types == 2);

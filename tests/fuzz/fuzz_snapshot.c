@@ -10,6 +10,7 @@
  */
 #include "ls_format_read.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (e->stack && !st) abort();
                 sink += st && st->nframes ? st->pcs[st->nframes - 1] : e->op;
             }
+        }
+        /* and the sample allocations (1.3), as ls_profile would: stacks present, estimates
+         * usable as weights */
+        for (size_t i = 0; i < s.nsample_allocs; i++) {
+            const ls_fmt_sample_alloc_t *a = &s.sample_allocs[i];
+            if (a->stack && !ls_snapshot_stack(&s, a->stack)) abort();
+            if (!isfinite(a->est_objects) || !isfinite(a->est_bytes) || a->est_objects < 0 ||
+                a->est_bytes < 0)
+                abort();
+            sink += a->samples;
         }
         for (size_t i = 0; i < s.nref_findings; i++) {
             const ls_fmt_ref_finding_t *f = &s.ref_findings[i];
