@@ -8,7 +8,7 @@
 set -eu
 pkgs="build-essential cmake pkg-config libdw-dev libelf-dev libunwind-dev zlib1g-dev \
 libcjson-dev protobuf-c-compiler libprotobuf-c-dev g++ clang valgrind python3 \
-golang-go golang-github-google-pprof-dev"
+golang-go golang-github-google-pprof-dev jq"
 if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
 missing=$(dpkg-query -W -f='${Package} ${Status}\n' $pkgs 2>/dev/null | grep -v "install ok installed" | cut -d' ' -f1 || true)
 # dpkg-query prints nothing for packages it has never heard of: check each one.

@@ -79,7 +79,10 @@ static inline bool fast_ok(void)
 static LS_COLD bool untracked_prepare(void)
 {
     if (atomic_load(&ls__g.state) == LS_STATE_UNINIT) ls__init();
-    return fast_ok();
+    /* In mode sample, the call that started the agent came through a full-mode entry point: it
+     * stays untracked (an unsampled allocation), since a block tracked the full-mode way has no
+     * page count and the sample-mode free would leave its bit behind. */
+    return fast_ok() && !atomic_load_explicit(&ls__sampling, memory_order_acquire);
 }
 
 static LS_COLD void *malloc_untracked(size_t size)
