@@ -2,10 +2,11 @@
 # Installs what leakscope needs to build and test on Debian 12 (bookworm). Idempotent.
 # Build: compiler, CMake, elfutils libdw (symbols), libunwind (reference unwinder), zlib (CRC),
 # cJSON (JSON reports). Tests: g++ (C++ leak programs), clang (second compiler, libFuzzer),
-# valgrind (verdict cross-check), python3 (test driver).
+# valgrind (verdict cross-check), python3 (test driver), GLib/GObject headers (a real GObject
+# program checked under run --refs).
 set -eu
 pkgs="build-essential cmake pkg-config libdw-dev libelf-dev libunwind-dev zlib1g-dev \
-libcjson-dev g++ clang valgrind python3"
+libcjson-dev g++ clang valgrind python3 libglib2.0-dev"
 if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
 missing=$(dpkg-query -W -f='${Package} ${Status}\n' $pkgs 2>/dev/null | grep -v "install ok installed" | cut -d' ' -f1 || true)
 # dpkg-query prints nothing for packages it has never heard of: check each one.
