@@ -235,6 +235,11 @@ int main(int argc, char **argv)
 {
     if (argc > 1) g_iters = atoi(argv[1]) > 100 ? atoi(argv[1]) : 100;
     ls__unwind_init();
+    const char *why = "";
+    if (!ls__unwind_libunwind_load(&why)) { /* dlopen'd, as in the agent */
+        fprintf(stderr, "unwind_bench: cannot load libunwind: %s\n", why);
+        return 1;
+    }
     calibrate_tsc();
     t_hi = ls__unwind_stack_top((uintptr_t)__builtin_frame_address(0));
 

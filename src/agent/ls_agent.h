@@ -358,7 +358,9 @@ void ls__refs_after_fork_child(void) LS_HIDDEN; /* the child keeps the parent's 
 void ls__hooks_install(void) LS_HIDDEN;
 
 /* ---- mode sample (ls_sample.c) --------------------------------------------------------------- */
-/* Set (release) once the agent is ready to sample, never cleared: the interposers' first test. */
+/* The interposers' first test. 0: mode full, or not ready yet; 1 (release, once the agent is
+ * ready to sample): mode sample; 2: mode sample, and the control thread is wanted (ls_control.c).
+ * Never 0 again once set. */
 extern _Atomic int ls__sampling LS_HIDDEN;
 /*
  * The free path's first test in mode sample: per 4 KiB page of the address space, how many
@@ -413,6 +415,11 @@ void ls__sample_after_fork_child(void) LS_HIDDEN; /* a fresh random stream for t
  * it. Called before main and in a fork child; idempotent per process. */
 void ls__control_start(void) LS_HIDDEN;
 void ls__control_after_fork_child(void) LS_HIDDEN;
+/* Mode sample's lazy start (ls_control.c head comment): poke is async-signal-safe and asks for
+ * the thread (ls__sampling 1 -> 2); wake, called by the dispatcher's other branch on a host
+ * allocator call, creates it. */
+void ls__control_poke(void) LS_HIDDEN;
+void ls__control_wake(void) LS_HIDDEN;
 /* Exit path: waits for a request in flight, then keeps the thread from taking another (it goes
  * dormant). Returns true when a control thread exists (the process has one thread more). */
 bool ls__control_quiesce(void) LS_HIDDEN;

@@ -17,6 +17,18 @@
  *   uid (root aside) are refused (SO_PEERCRED);
  * - one request per connection, served one at a time with a deadline: a silent or malformed
  *   peer costs at most that deadline and gets an error line, never a crash.
+ *
+ * Mode sample starts the thread lazily, at the first request. The mere existence of a second
+ * thread takes glibc's malloc off its single-thread path for good (arena locks and atomic
+ * fastbins on every call: ~5% of a single-threaded interpreter's time, more than the whole
+ * profiler), and its stack and TCB cost RSS. So the socket listens from the start, with O_ASYNC:
+ * a peer's connection makes the kernel send the stop signal, whose handler (outside a stop
+ * session) and the snapshot signal's handler only poke ls__sampling from 1 to 2. The next
+ * malloc/free/calloc/realloc on any thread then goes through the dispatcher's other branch
+ * (ls_interpose.c), which calls ls__control_wake and creates the thread there, outside any
+ * signal handler, before doing its own work. Like heapprofd, an idle process that never
+ * allocates is served when it next allocates (control_lazy=0 starts the thread at startup).
+ * Interval snapshots need the clock, so with snapshot_interval the thread starts at once.
  */
 #define _GNU_SOURCE
 #include "ls_agent.h"
@@ -53,6 +65,7 @@ static struct {
     _Atomic int busy; /* held while the thread works; the exit path takes it for good */
     bool thread;      /* the thread was created (it may not have run yet) */
     bool started;
+    _Atomic bool lazy; /* mode sample: the thread waits for a first request (head comment) */
 } ctl = {.listen_fd = -1, .wake_fd = -1};
 
 /* ---- the socket --------------------------------------------------------------------------------
@@ -396,10 +409,55 @@ static void snapshot_signal_handler(int sig)
     (void)sig;
     int e = errno;
     atomic_store(&ctl.snapshot_pending, 1);
+    ls__control_poke();
     uint64_t one = 1;
     if (still_ours(ctl.wake_fd, &ctl.wake_st)) /* fstat is async-signal-safe */
         (void)!write(ctl.wake_fd, &one, sizeof(one));
     errno = e;
+}
+
+static bool start_thread(void);
+
+/* Stop signal outside a stop session (ls_stopworld.c), snapshot signal: async-signal-safe. */
+void ls__control_poke(void)
+{
+    if (!atomic_load_explicit(&ctl.lazy, memory_order_relaxed)) return;
+    int one = 1;
+    atomic_compare_exchange_strong(&ls__sampling, &one, 2);
+}
+
+/* The dispatcher saw ls__sampling == 2 on an allocator call of the host. */
+void ls__control_wake(void)
+{
+    int two = 2;
+    if (!atomic_compare_exchange_strong(&ls__sampling, &two, 1)) return; /* another thread won */
+    /* Inside the agent (its own libc calls) or before READY: leave it to a later call. */
+    if (ls__tls.guard || atomic_load(&ls__g.state) != LS_STATE_READY ||
+        !atomic_exchange(&ctl.lazy, false)) {
+        if (ls__tls.guard) {
+            int one = 1;
+            atomic_compare_exchange_strong(&ls__sampling, &one, 2);
+        }
+        return;
+    }
+    ls__tls.guard++;
+    if (ctl.listen_fd >= 0) { /* no more signals: the thread polls from now on */
+        int fl = fcntl(ctl.listen_fd, F_GETFL);
+        if (fl >= 0) fcntl(ctl.listen_fd, F_SETFL, fl & ~O_ASYNC);
+    }
+    if (ls__g.opt.verbose) ls__log("control thread started at the first request");
+    if (!start_thread()) ls__control_stop();
+    ls__tls.guard--;
+}
+
+/* O_ASYNC on the listening socket: a connection sends the stop signal to the process. */
+static bool arm_async(void)
+{
+    struct f_owner_ex owner = {F_OWNER_PID, getpid()};
+    int fl = fcntl(ctl.listen_fd, F_GETFL);
+    return fl >= 0 && fcntl(ctl.listen_fd, F_SETOWN_EX, &owner) == 0 &&
+           fcntl(ctl.listen_fd, F_SETSIG, ls__g.stop_signal) == 0 &&
+           fcntl(ctl.listen_fd, F_SETFL, fl | O_ASYNC) == 0;
 }
 
 void ls__control_start(void)
@@ -426,6 +484,19 @@ void ls__control_start(void)
             sigaction((int)o->snapshot_signal, &sa, NULL) < 0)
             ls__error("cannot use signal %ld for snapshots", o->snapshot_signal);
     }
+    if (atomic_load(&ls__sampling) == 1 && o->control_lazy && o->snapshot_interval <= 0 &&
+        (ctl.listen_fd < 0 || arm_async())) {
+        atomic_store(&ctl.lazy, true);
+        goto out;
+    }
+    if (!start_thread()) ls__control_stop();
+out:
+    ls__tls.guard--;
+}
+
+/* Maps the thread's stack and connection table and creates it; guard held. */
+static bool start_thread(void)
+{
     void *stack = ls__map(LS_CTL_STACK);
     if (!conns) {
         conns = ls__map(LS_CTL_CONNS * sizeof(ctl_conn_t));
@@ -447,13 +518,12 @@ void ls__control_start(void)
     pthread_attr_destroy(&attr);
     if (rc == 0) {
         ctl.thread = true;
-        goto out;
+        return true;
     }
 fail:
+    if (stack) ls__unmap(stack, LS_CTL_STACK);
     ls__error("control channel off: cannot start its thread");
-    ls__control_stop();
-out:
-    ls__tls.guard--;
+    return false;
 }
 
 void ls__control_after_fork_child(void)
@@ -469,6 +539,7 @@ void ls__control_after_fork_child(void)
     ctl.path[0] = 0;
     ctl.started = false;
     ctl.thread = false;
+    atomic_store(&ctl.lazy, false);
     atomic_store(&ctl.busy, 0); /* the parent's thread may have held it: it does not exist here */
     atomic_store(&ls__g.control_tid, 0);
     atomic_store(&ctl.snapshot_pending, 0);

@@ -95,6 +95,7 @@ static void fork_child(void)
     atomic_store(&ls__g.exiting, 0);
     ls__threads_after_fork_child();
     ls__markers_after_fork_child();
+    ls__unwind_after_fork_child();
     ls__tls.guard--;
     ls__control_after_fork_child();
 }
@@ -142,6 +143,26 @@ static void install_fatal_handlers(void)
 /* ---- start-up ----------------------------------------------------------------------------------
  */
 #define RESOLVE(name) ls__real.name = (__typeof__(ls__real.name))dlsym(RTLD_NEXT, #name)
+
+static bool want_libunwind;
+
+/* unwinder=libunwind: the agent does not link libunwind (with liblzma, ~150 KiB of the host's
+ * memory for the reference unwinder): it is dlopen'd here, from our constructor, never inside an
+ * allocation (init may run in ld.so's first malloc, where dlopen is not safe). Until then, or if
+ * it cannot be loaded, the fast unwinder walks. */
+static void load_libunwind(void)
+{
+    if (!want_libunwind || atomic_load(&ls__g.state) != LS_STATE_READY) return;
+    want_libunwind = false;
+    const char *why = "";
+    ls__tls.guard++;
+    bool ok = ls__unwind_libunwind_load(&why);
+    ls__tls.guard--;
+    if (ok)
+        ls__g.unwinder = LS_UNWIND_LIBUNWIND;
+    else
+        ls__error("unwinder=libunwind: cannot load it (%s); using the fast unwinder", why);
+}
 
 void ls__init(void)
 {
@@ -193,7 +214,7 @@ void ls__init(void)
     }
     ls__g.max_frames = (size_t)o->max_frames;
     if (!strcmp(o->unwinder, "libunwind"))
-        ls__g.unwinder = LS_UNWIND_LIBUNWIND;
+        want_libunwind = true; /* the fast unwinder until our constructor loads it */
     else if (!strcmp(o->unwinder, "fp"))
         ls__g.unwinder = LS_UNWIND_FP;
     else if (!strcmp(o->unwinder, "fast"))
@@ -241,6 +262,7 @@ void ls__init(void)
 __attribute__((constructor)) static void ls__ctor(void)
 {
     ls__init();
+    load_libunwind();
 }
 
 /* ---- the exit path ----------------------------------------------------------------------------

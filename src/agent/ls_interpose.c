@@ -235,7 +235,9 @@ size_t ls__defer_end(void)
  * which needs no frame at all. The target is entered by a jump, so it sees the program's return
  * address and frame as its own caller's, exactly as if the program had called it.
  * ls__sampling is 0 until init has finished (whatever the mode), so every call made before
- * takes the mode full path, which handles bootstrap.
+ * takes the mode full path, which handles bootstrap. Only 1 goes to mode sample: 2 (the control
+ * thread is wanted) takes the other branch, whose first test sends it on to ls__control_wake and
+ * then to mode sample, so the request costs the common path nothing.
  */
 #define LS_DISPATCH(name)                                                                          \
     __asm__(".text\n"                                                                              \
@@ -243,8 +245,8 @@ size_t ls__defer_end(void)
             ".type " #name ",@function\n"                                                          \
             ".p2align 4\n" #name ":\n"                                                             \
             "  .cfi_startproc\n"                                                                   \
-            "  cmpl $0, ls__sampling(%rip)\n"                                                      \
-            "  jne ls__" #name "_sample\n"                                                         \
+            "  cmpl $1, ls__sampling(%rip)\n"                                                      \
+            "  je ls__" #name "_sample\n"                                                          \
             "  jmp ls__" #name "_full\n"                                                           \
             "  .cfi_endproc\n"                                                                     \
             ".size " #name ", .-" #name "\n")
@@ -263,6 +265,19 @@ LS_DISPATCHED void *ls__calloc_full(size_t n, size_t size);
 LS_DISPATCHED void *ls__calloc_sample(size_t n, size_t size);
 LS_DISPATCHED void *ls__realloc_full(void *p, size_t size);
 LS_DISPATCHED void *ls__realloc_sample(void *p, size_t size);
+
+/* The dispatcher's other branch in mode sample: the control thread is wanted. */
+static LS_COLD __attribute__((noinline)) void wake_control(void)
+{
+    ls__control_wake();
+}
+#define LS_WAKE_OR(call)                                                                           \
+    do {                                                                                           \
+        if (LS_UNLIKELY(atomic_load_explicit(&ls__sampling, memory_order_relaxed) == 2)) {         \
+            wake_control();                                                                        \
+            return call;                                                                           \
+        }                                                                                          \
+    } while (0)
 
 /* The rarer entry points test the mode in C. */
 static inline bool sampling(void)
@@ -378,6 +393,7 @@ void *ls__malloc_sample(size_t size)
 
 void *ls__malloc_full(size_t size)
 {
+    LS_WAKE_OR(ls__malloc_sample(size));
     if (!fast_ok() && !untracked_prepare()) return malloc_untracked(size);
     if (!size_ok(size)) return NULL;
     ls_uw_frame_t f;
@@ -402,6 +418,11 @@ static LS_COLD __attribute__((noinline)) void refs_block_freed(void *p, const ui
  * the agent, its bit must go; nothing here can call back into the allocator. */
 void ls__free_full(void *p)
 {
+    if (LS_UNLIKELY(atomic_load_explicit(&ls__sampling, memory_order_relaxed) == 2)) {
+        wake_control();
+        ls__free_sample(p);
+        return;
+    }
     if (!p) return;
     if (LS_UNLIKELY(is_boot(p))) return;
     if (LS_UNLIKELY(!ls__bm_test_clear((uintptr_t)p))) {
@@ -462,6 +483,7 @@ void *ls__calloc_sample(size_t n, size_t size)
 
 void *ls__calloc_full(size_t n, size_t size)
 {
+    LS_WAKE_OR(ls__calloc_sample(n, size));
     size_t total;
     if (__builtin_mul_overflow(n, size, &total) || !size_ok(total)) {
         errno = ENOMEM;
@@ -567,6 +589,7 @@ void *ls__realloc_sample(void *p, size_t size)
 
 void *ls__realloc_full(void *p, size_t size)
 {
+    LS_WAKE_OR(ls__realloc_sample(p, size));
     if (LS_UNLIKELY(p && is_boot(p))) return realloc_from_boot(p, size);
     if (!fast_ok() && !untracked_prepare()) return realloc_untracked(p, size);
     if (!size_ok(size)) return NULL;

@@ -62,6 +62,8 @@ static void stop_handler(int sig, siginfo_t *si, void *ucv)
             futex(&released, FUTEX_WAIT_PRIVATE, r);
         }
         atomic_store(&p->state, LS_LEFT);
+    } else {
+        ls__control_poke(); /* no session for us: a control connection (ls_control.c) */
     }
     errno = saved_errno;
 }

@@ -30,24 +30,37 @@
  * A rule holds no pointer into any object, so a stale rule can give a wrong stack but never a
  * fault: every load from the stack is bounds-checked. The miss path runs inside
  * dl_iterate_phdr's callback, where the loader lock keeps the object mapped while we read it.
+ *
+ * The miss path reads the object's unwind sections through views (ls__uw_view): in full mode a
+ * view is the mapping itself; in small mode (mode sample) the bytes of non-writable segments are
+ * copied with pread() from the object's file into stack buffers, so that no page of
+ * .eh_frame_hdr or .eh_frame becomes resident in the host. Readers carry the delta from buffer to
+ * original address for pc-relative pointers. The files: a small table of descriptors, one per
+ * recently used object, each checked once against the mapping (ls__uw_file_of).
+ *
+ * libunwind is not linked: ls__unwind_libunwind_load dlopen()s it on request.
  */
 #define _GNU_SOURCE
 #include "ls_unwind.h"
 
+#include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <link.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/ucontext.h>
 #include <unistd.h>
 
 #define UNW_LOCAL_ONLY
-#include <libunwind.h>
+#include <libunwind.h> /* types and symbol names only: the library is dlopen'd */
 
 #ifndef LS_UW_CACHE_BITS
 #define LS_UW_CACHE_BITS 16 /* 64K slots, 1 MiB */
 #endif
+#define LS_UW_SMALL_BITS 11 /* ls__unwind_init_small: 2K slots, 32 KiB */
 #ifndef LS_UW_SEQLOCK
 #define LS_UW_SEQLOCK 0
 #endif
@@ -60,6 +73,16 @@
 #define LS_UW_GEN_MAX     0xffffu
 #define LS_UW_REMEMBER    8   /* DW_CFA_remember_state depth */
 #define LS_UW_LU_BUF      512 /* frames buffered for unw_backtrace */
+#define LS_UW_LIBUNWIND   "libunwind.so.8"
+/* Small mode's pread buffers, on the stack of the thread that misses (records longer than
+ * these, never seen in libc, libstdc++ or python3, are read from the mapping). */
+#define LS_UW_FDE_BUF   1024 /* an FDE: at most 760 bytes in libstdc++, 99% under 140 */
+#define LS_UW_CIE_BUF   256  /* a CIE: 24-32 bytes */
+#define LS_UW_TAB_BLOCK 128  /* .eh_frame_hdr entries read at once once the search is narrow */
+#define LS_UW_FILES     8    /* objects whose descriptor we keep */
+#define LS_UW_SAMPLES   128  /* search-table entries kept per object (every k-th) */
+#define LS_UW_CIE_KEEP  64   /* the last CIE's bytes kept per object */
+#define LS_UW_FD_MIN    900  /* where those descriptors are moved, out of the host's way */
 
 #define ls__likely(x)   __builtin_expect(!!(x), 1)
 #define ls__unlikely(x) __builtin_expect(!!(x), 0)
@@ -237,9 +260,12 @@ static void ls__uw_insert(ls__uw_slot_t *cache, uint64_t key, uint64_t rule)
 
 /* ---- bounded readers over one mapped segment ------------------------------------------------- */
 
+/* Bytes [p, end) of a view; the byte at p was read from address p + delta (0 when the view is
+ * the mapping itself, else the distance from a pread buffer to the original). */
 typedef struct ls__uw_rd {
     const uint8_t *p, *end;
     bool bad;
+    uintptr_t delta;
 } ls__uw_rd_t;
 
 static uint64_t ls__uw_fixed(ls__uw_rd_t *r, size_t n)
@@ -286,9 +312,37 @@ static int64_t ls__uw_sleb(ls__uw_rd_t *r)
     return 0;
 }
 
-/* The object being read: for bounds (indirect pointers must land in one of its segments). */
+/* Small mode: one recently used object and its file, with what we keep of its unwind tables so
+ * that a miss costs few system calls (fstat, a block of the search table, the FDE). Misses run
+ * inside dl_iterate_phdr, which serializes them (glibc holds its loader lock across the
+ * callbacks); ls__uw_files_busy guards the table anyway (a miss that finds it taken reads the
+ * mapping). */
+typedef struct ls__uw_file {
+    uintptr_t base;   /* dlpi_addr and */
+    const void *phdr; /* dlpi_phdr name the loaded object (NULL: free entry) */
+    uint64_t gen;     /* ls__uw_gen when checked: after a dlclose another object may sit here */
+    uint64_t used;    /* last use, for eviction */
+    int fd;           /* -1: no usable file, read the mapping (the verdict is kept) */
+    dev_t dev;        /* what fd was: the host may close it, or close it and reuse the number */
+    ino_t ino;
+    /* .eh_frame_hdr's search table (hdr = 0: not read yet), and every k-th entry's start,
+     * read as binary searches first need them: later searches start within k entries. */
+    uintptr_t hdr, tab;
+    size_t n, k;
+    uint64_t have[LS_UW_SAMPLES / 64];
+    int32_t sample[LS_UW_SAMPLES];
+    /* The last CIE read (most objects have one to three): cie_len = 0 for none. */
+    uintptr_t cie;
+    size_t cie_len;
+    uint8_t cie_bytes[LS_UW_CIE_KEEP];
+} ls__uw_file_t;
+
+/* The object being read: for bounds (indirect pointers must land in one of its segments), and
+ * in small mode its file (fd -1, file NULL: read the mapping). */
 typedef struct ls__uw_obj {
     const struct dl_phdr_info *info;
+    int fd;
+    ls__uw_file_t *file;
 } ls__uw_obj_t;
 
 /* Bounds of the PT_LOAD segment of obj that contains addr; false if none. */
@@ -306,12 +360,71 @@ static bool ls__uw_segment(const ls__uw_obj_t *o, uintptr_t addr, uintptr_t *lo,
     return false;
 }
 
+/*
+ * A view of o's bytes from address a on: the pointer returned holds *got of them. With no file
+ * (o->fd < 0), or in a writable segment (relocated: its bytes differ from the file's), the view
+ * is the mapping itself up to the segment's end. Otherwise pread() copies at most cap bytes, up
+ * to the end of the segment's file part, into buf, touching no page of the mapping; a failed
+ * read falls back to the mapping. NULL if a lies in no readable segment of o.
+ */
+static const uint8_t *ls__uw_view(const ls__uw_obj_t *o, uintptr_t a, uint8_t *buf, size_t cap,
+                                  size_t *got)
+{
+    *got = 0;
+    for (int i = 0; i < o->info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &o->info->dlpi_phdr[i];
+        uintptr_t off = a - (o->info->dlpi_addr + ph->p_vaddr);
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_R) || off >= ph->p_memsz) continue;
+        if (o->fd >= 0 && !(ph->p_flags & PF_W) && off < ph->p_filesz && cap > 0) {
+            size_t n = ph->p_filesz - off < cap ? ph->p_filesz - off : cap;
+            ssize_t r;
+            do r = pread(o->fd, buf, n, (off_t)(ph->p_offset + off));
+            while (r < 0 && errno == EINTR);
+            if (r > 0) {
+                *got = (size_t)r;
+                return buf;
+            }
+        }
+        *got = ph->p_memsz - off;
+        return (const uint8_t *)a;
+    }
+    return NULL;
+}
+
+/* A view of the whole CIE or FDE at a: as ls__uw_view, but a record longer than cap is viewed in
+ * the mapping (rare: see LS_UW_FDE_BUF). cap >= 12. */
+static const uint8_t *ls__uw_view_record(const ls__uw_obj_t *o, uintptr_t a, uint8_t *buf,
+                                         size_t cap, size_t *got)
+{
+    const uint8_t *p = ls__uw_view(o, a, buf, cap, got);
+    if (p != buf || *got < cap) return p; /* the mapping, or all the segment has left */
+    uint32_t len32;
+    uint64_t need;
+    memcpy(&len32, p, 4);
+    if (len32 == 0xffffffffu) {
+        memcpy(&need, p + 4, 8);
+        need = need > UINT64_MAX - 12 ? UINT64_MAX : need + 12;
+    } else {
+        need = (uint64_t)len32 + 4;
+    }
+    if (need <= *got) return p;
+    const ls__uw_obj_t mem = {o->info, -1, NULL};
+    return ls__uw_view(&mem, a, NULL, 0, got);
+}
+
+static inline int32_t ls__uw_s32(const uint8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
 enum { LS__PE_OMIT = 0xff, LS__PE_INDIRECT = 0x80 };
 
 /* Reads a DW_EH_PE_* encoded pointer. datarel is the base for DW_EH_PE_datarel (0: invalid). */
 static uintptr_t ls__uw_ptr(ls__uw_rd_t *r, uint8_t enc, uintptr_t datarel, const ls__uw_obj_t *o)
 {
-    uintptr_t here = (uintptr_t)r->p, v;
+    uintptr_t here = (uintptr_t)r->p + r->delta, v; /* for pcrel: where the bytes came from */
     if (enc == LS__PE_OMIT) return 0;
     switch (enc & 0x0f) {
     case 0x00:
@@ -393,14 +506,15 @@ typedef struct ls__uw_cie {
     int64_t data_align;
     uint8_t fde_enc;
     bool has_z, signal;
-    const uint8_t *insns, *end;
+    const uint8_t *insns, *end; /* the initial instructions, in the view of the CIE */
+    uintptr_t delta;            /* that view's delta (ls__uw_rd_t) */
 } ls__uw_cie_t;
 
-/* Parses the CIE at p (inside [p, seg_hi)). */
-static bool ls__uw_parse_cie(const uint8_t *p, uintptr_t seg_hi, const ls__uw_obj_t *o,
-                             ls__uw_cie_t *c)
+/* Parses the CIE at p (inside the view [p, end), whose delta is delta). */
+static bool ls__uw_parse_cie(const uint8_t *p, const uint8_t *end, uintptr_t delta,
+                             const ls__uw_obj_t *o, ls__uw_cie_t *c)
 {
-    ls__uw_rd_t r = {p, (const uint8_t *)seg_hi, false};
+    ls__uw_rd_t r = {p, end, false, delta};
     uint64_t len = ls__uw_fixed(&r, 4);
     bool dw64 = len == 0xffffffffu;
     if (dw64) len = ls__uw_fixed(&r, 8);
@@ -460,6 +574,7 @@ static bool ls__uw_parse_cie(const uint8_t *p, uintptr_t seg_hi, const ls__uw_ob
     }
     c->insns = r.p;
     c->end = r.end;
+    c->delta = delta;
     return !r.bad && c->code_align != 0;
 }
 
@@ -482,7 +597,7 @@ static void ls__uw_set(ls__uw_state_t *st, int slot, uint8_t how, int64_t off)
 /* Matches the expression [DW_OP_breg6 k] (and [.. DW_OP_deref] if deref) exactly. */
 static bool ls__uw_expr_rbp(const uint8_t *p, uint64_t len, bool deref, int64_t *k)
 {
-    ls__uw_rd_t e = {p, p + len, false};
+    ls__uw_rd_t e = {p, p + len, false, 0};
     if (ls__uw_u8(&e) != 0x76) return false; /* DW_OP_breg6 */
     *k = ls__uw_sleb(&e);
     if (deref && ls__uw_u8(&e) != 0x06) return false; /* DW_OP_deref */
@@ -681,32 +796,89 @@ static uint64_t ls__uw_rule_of(const ls__uw_state_t *st)
  * walk of .eh_frame when there is no usable table. Returns 0 if none. */
 static uintptr_t ls__uw_find_fde(const ls__uw_obj_t *o, uintptr_t hdr, uintptr_t addr)
 {
-    uintptr_t lo, hi;
-    if (!ls__uw_segment(o, hdr, &lo, &hi)) return 0;
-    ls__uw_rd_t r = {(const uint8_t *)hdr, (const uint8_t *)hi, false};
-    if (ls__uw_u8(&r) != 1) return 0;
-    uint8_t ptr_enc = ls__uw_u8(&r), cnt_enc = ls__uw_u8(&r), tab_enc = ls__uw_u8(&r);
-    uintptr_t eh_frame = ls__uw_ptr(&r, ptr_enc, hdr, o);
-    if (r.bad) return 0;
-    if (cnt_enc != LS__PE_OMIT && tab_enc == 0x3b) { /* datarel | sdata4: what ld emits */
-        uint64_t n = ls__uw_ptr(&r, cnt_enc, hdr, o);
-        if (r.bad || n == 0 || n > (uint64_t)(r.end - r.p) / 8) return 0;
-        const int32_t *t = (const int32_t *)(const void *)r.p;
-        size_t a = 0, b = (size_t)n; /* find the last entry with start <= addr */
-        while (b - a > 1) {
-            size_t m = a + (b - a) / 2;
-            if (hdr + (intptr_t)t[2 * m] <= addr)
-                a = m;
-            else
-                b = m;
+    uint8_t hbuf[32], tbuf[LS_UW_TAB_BLOCK * 8];
+    uintptr_t lo, hi, eh_frame = 0, tab;
+    size_t got, n;
+    ls__uw_file_t *const f = o->file;
+    if (f && f->hdr == hdr) { /* small mode: the header was read before */
+        tab = f->tab;
+        n = f->n;
+    } else {
+        const uint8_t *h = ls__uw_view(o, hdr, hbuf, sizeof hbuf, &got);
+        if (!h) return 0;
+        ls__uw_rd_t r = {h, h + got, false, hdr - (uintptr_t)h};
+        if (ls__uw_u8(&r) != 1) return 0;
+        uint8_t ptr_enc = ls__uw_u8(&r), cnt_enc = ls__uw_u8(&r), tab_enc = ls__uw_u8(&r);
+        eh_frame = ls__uw_ptr(&r, ptr_enc, hdr, o);
+        if (r.bad) return 0;
+        if (cnt_enc == LS__PE_OMIT || tab_enc != 0x3b) /* datarel | sdata4: what ld emits */
+            goto linear;
+        uint64_t cnt = ls__uw_ptr(&r, cnt_enc, hdr, o);
+        tab = (uintptr_t)r.p + r.delta;
+        if (r.bad || cnt == 0 || !ls__uw_segment(o, tab, &lo, &hi) || cnt > (hi - tab) / 8)
+            return 0;
+        n = (size_t)cnt;
+        if (f) {
+            f->hdr = hdr;
+            f->tab = tab;
+            f->n = n;
+            f->k = (n + LS_UW_SAMPLES - 1) / LS_UW_SAMPLES;
+            if (f->k < LS_UW_TAB_BLOCK) f->k = LS_UW_TAB_BLOCK;
+            memset(f->have, 0, sizeof f->have);
         }
-        if (hdr + (intptr_t)t[2 * a] > addr) return 0;
-        return hdr + (intptr_t)t[2 * a + 1];
     }
-    /* No table: walk .eh_frame, decoding each FDE's range (rare: ld could not sort it). */
+    /* Find the last entry with start <= addr. From a file: first among the kept samples (each
+     * read once), then one 4-byte pread per probe until the range fits one block, then the
+     * block (python3's 10K entries: 80 samples, then one block). */
+    size_t a = 0, b = n;
+    if (f) {
+        size_t sa = 0, sb = (n + f->k - 1) / f->k;
+        while (sb - sa > 1) {
+            size_t m = sa + (sb - sa) / 2;
+            if (!(f->have[m / 64] >> (m % 64) & 1)) {
+                const uint8_t *e = ls__uw_view(o, tab + 8 * m * f->k, tbuf, 4, &got);
+                if (!e || got < 4) return 0;
+                f->sample[m] = ls__uw_s32(e);
+                f->have[m / 64] |= 1ull << (m % 64);
+            }
+            if (hdr + (intptr_t)f->sample[m] <= addr)
+                sa = m;
+            else
+                sb = m;
+        }
+        a = sa * f->k;
+        b = sb * f->k < n ? sb * f->k : n;
+    }
+    const size_t block = o->fd >= 0 ? LS_UW_TAB_BLOCK : SIZE_MAX;
+    while (b - a > block) {
+        size_t m = a + (b - a) / 2;
+        const uint8_t *e = ls__uw_view(o, tab + 8 * m, tbuf, 4, &got);
+        if (!e || got < 4) return 0;
+        if (hdr + (intptr_t)ls__uw_s32(e) <= addr)
+            a = m;
+        else
+            b = m;
+    }
+    const uint8_t *t = ls__uw_view(o, tab + 8 * a, tbuf, 8 * (b - a), &got);
+    if (!t || got < 8 * (b - a)) return 0;
+    size_t ta = 0, tb = b - a; /* the same search within the block */
+    while (tb - ta > 1) {
+        size_t m = ta + (tb - ta) / 2;
+        if (hdr + (intptr_t)ls__uw_s32(t + 8 * m) <= addr)
+            ta = m;
+        else
+            tb = m;
+    }
+    if (hdr + (intptr_t)ls__uw_s32(t + 8 * ta) > addr) return 0;
+    return hdr + (intptr_t)ls__uw_s32(t + 8 * ta + 4);
+
+linear:;
+    /* No table: walk .eh_frame in the mapping, decoding each FDE's range (rare: ld could not
+     * sort it; reading it all through a file would cost as much as the pages it saves). */
+    const ls__uw_obj_t mem = {o->info, -1, NULL};
     if (!ls__uw_segment(o, eh_frame, &lo, &hi)) return 0;
     for (uintptr_t p = eh_frame; p < hi;) {
-        ls__uw_rd_t e = {(const uint8_t *)p, (const uint8_t *)hi, false};
+        ls__uw_rd_t e = {(const uint8_t *)p, (const uint8_t *)hi, false, 0};
         uint64_t len = ls__uw_fixed(&e, 4);
         bool dw64 = len == 0xffffffffu;
         if (dw64) len = ls__uw_fixed(&e, 8);
@@ -715,9 +887,10 @@ static uintptr_t ls__uw_find_fde(const ls__uw_obj_t *o, uintptr_t hdr, uintptr_t
         const uint8_t *id_at = e.p;
         uint64_t id = ls__uw_fixed(&e, dw64 ? 8 : 4);
         ls__uw_cie_t c;
-        if (id != 0 && (uintptr_t)id_at - id >= lo && ls__uw_parse_cie(id_at - id, hi, o, &c)) {
-            uintptr_t start = ls__uw_ptr(&e, c.fde_enc, 0, o);
-            uintptr_t range = ls__uw_ptr(&e, c.fde_enc & 0x0f, 0, o);
+        if (id != 0 && (uintptr_t)id_at - id >= lo &&
+            ls__uw_parse_cie(id_at - id, (const uint8_t *)hi, 0, &mem, &c)) {
+            uintptr_t start = ls__uw_ptr(&e, c.fde_enc, 0, &mem);
+            uintptr_t range = ls__uw_ptr(&e, c.fde_enc & 0x0f, 0, &mem);
             if (!e.bad && addr - start < range) return p;
         }
         p = next;
@@ -748,18 +921,37 @@ static uint64_t ls__uw_compile(const ls__uw_obj_t *o, uintptr_t addr, bool exact
     uintptr_t fde = ls__uw_find_fde(o, hdr, addr);
     if (!fde || !ls__uw_segment(o, fde, &lo, &hi)) return nofde;
 
-    ls__uw_rd_t r = {(const uint8_t *)fde, (const uint8_t *)hi, false};
+    uint8_t fbuf[LS_UW_FDE_BUF], cbuf[LS_UW_CIE_BUF];
+    size_t got;
+    const uint8_t *fv = ls__uw_view_record(o, fde, fbuf, sizeof fbuf, &got);
+    if (!fv) return nofde;
+    ls__uw_rd_t r = {fv, fv + got, false, fde - (uintptr_t)fv};
     uint64_t len = ls__uw_fixed(&r, 4);
     bool dw64 = len == 0xffffffffu;
     if (dw64) len = ls__uw_fixed(&r, 8);
     if (r.bad || len == 0 || len > (uint64_t)(r.end - r.p)) return nofde;
     r.end = r.p + len;
-    const uint8_t *id_at = r.p;
+    const uintptr_t id_at = (uintptr_t)r.p + r.delta;
     uint64_t cie_off = ls__uw_fixed(&r, dw64 ? 8 : 4);
-    uintptr_t cie = (uintptr_t)id_at - cie_off;
+    uintptr_t cie = id_at - cie_off;
+    if (r.bad || cie_off == 0 || cie < lo || cie >= hi) return nofde;
+    const uint8_t *cv;
+    ls__uw_file_t *const f = o->file;
+    if (f && f->cie_len && f->cie == cie) { /* small mode: the CIE read last time */
+        cv = f->cie_bytes;
+        got = f->cie_len;
+    } else {
+        cv = ls__uw_view_record(o, cie, cbuf, sizeof cbuf, &got);
+        uint32_t clen = 0;
+        if (f && cv == cbuf && got >= 4) memcpy(&clen, cv, 4);
+        if (clen && clen <= sizeof f->cie_bytes - 4 && clen + 4 <= got) { /* keep it */
+            f->cie = cie;
+            f->cie_len = clen + 4;
+            memcpy(f->cie_bytes, cv, f->cie_len);
+        }
+    }
     ls__uw_cie_t c;
-    if (r.bad || cie_off == 0 || cie < lo || !ls__uw_parse_cie((const uint8_t *)cie, hi, o, &c))
-        return nofde;
+    if (!cv || !ls__uw_parse_cie(cv, cv + got, cie - (uintptr_t)cv, o, &c)) return nofde;
     uintptr_t start = ls__uw_ptr(&r, c.fde_enc, 0, o);
     uintptr_t range = ls__uw_ptr(&r, c.fde_enc & 0x0f, 0, o);
     if (r.bad || addr - start >= range) return nofde;
@@ -773,13 +965,119 @@ static uint64_t ls__uw_compile(const ls__uw_obj_t *o, uintptr_t addr, bool exact
     memset(&st, 0, sizeof st);
     st.cfa_how = LS__C_OTHER; /* until the CIE defines it */
     uintptr_t loc = start;
-    ls__uw_rd_t ci = {c.insns, c.end, false};
+    ls__uw_rd_t ci = {c.insns, c.end, false, c.delta};
     if (!ls__uw_exec(&ci, &c, o, &loc, UINTPTR_MAX, &st, NULL)) return nosimple;
     init = st;
     loc = start;
     if (!ls__uw_exec(&r, &c, o, &loc, addr, &st, &init)) return nosimple;
     if (c.signal) return nosimple; /* an 'S' frame other than __restore_rt */
     return ls__uw_rule_of(&st);
+}
+
+/* ---- small mode: the files behind the objects ------------------------------------------------ */
+
+static bool ls__uw_small; /* ls__unwind_init_small was called: read through files */
+static ls__uw_file_t ls__uw_files[LS_UW_FILES];
+static uint64_t ls__uw_file_clock;
+static int ls__uw_files_busy;
+static uint64_t ls__uw_from_file, ls__uw_files_refused; /* ls_uw_stats_t */
+
+static bool ls__uw_file_ours(const ls__uw_file_t *e)
+{
+    struct stat st;
+    return fstat(e->fd, &st) == 0 && st.st_ino == e->ino && st.st_dev == e->dev;
+}
+
+/* Text relocations patch read-only segments in memory: their file bytes are not what runs. */
+static bool ls__uw_textrel(const struct dl_phdr_info *info, const ElfW(Phdr) * dyn)
+{
+    const ElfW(Dyn) *d = (const ElfW(Dyn) *)(info->dlpi_addr + dyn->p_vaddr);
+    for (size_t i = 0; i < dyn->p_memsz / sizeof(*d) && d[i].d_tag != DT_NULL; i++)
+        if (d[i].d_tag == DT_TEXTREL || (d[i].d_tag == DT_FLAGS && (d[i].d_un.d_val & DF_TEXTREL)))
+            return true;
+    return false;
+}
+
+/*
+ * Opens the file info was mapped from (the main program: /proc/self/exe, which is its inode even
+ * if the path was replaced since), if its bytes are the mapping's: the first page, with the ELF
+ * and program headers and the build-id note, must be equal in both. That page is resident (ld.so
+ * and dl_iterate_phdr read the program headers in it), so the check maps no new page. Returns
+ * the descriptor, moved to LS_UW_FD_MIN or above, or -1.
+ */
+static int ls__uw_file_open(const struct dl_phdr_info *info, dev_t *dev, ino_t *ino)
+{
+    const uint8_t *head = NULL;
+    size_t head_len = 0;
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type == PT_LOAD && ph->p_offset == 0 && !head) {
+            head = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr);
+            head_len = ph->p_filesz < 4096 ? (size_t)ph->p_filesz : 4096;
+        } else if (ph->p_type == PT_DYNAMIC && ls__uw_textrel(info, ph)) {
+            return -1;
+        }
+    }
+    /* The headers page must be the one holding the program headers (then it is resident). */
+    if (!head || head_len < sizeof(ElfW(Ehdr)) || ((uintptr_t)head & 4095) ||
+        (uintptr_t)info->dlpi_phdr - (uintptr_t)head >= head_len)
+        return -1;
+    const char *path = info->dlpi_name && info->dlpi_name[0] ? info->dlpi_name : "/proc/self/exe";
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK); /* a FIFO must not block */
+    if (fd < 0) return -1;
+    struct stat st;
+    bool same = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    uint8_t buf[512];
+    for (size_t off = 0; same && off < head_len; off += sizeof buf) {
+        size_t n = head_len - off < sizeof buf ? head_len - off : sizeof buf;
+        same = pread(fd, buf, n, (off_t)off) == (ssize_t)n && memcmp(buf, head + off, n) == 0;
+    }
+    if (!same) {
+        close(fd);
+        return -1;
+    }
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, LS_UW_FD_MIN); /* out of the way of dup2(x, 3) */
+    if (high >= 0) {
+        close(fd);
+        fd = high;
+    }
+    *dev = st.st_dev;
+    *ino = st.st_ino;
+    return fd;
+}
+
+/* The file to read info's object through, or NULL (read its mapping). Caller holds
+ * ls__uw_files_busy. */
+static ls__uw_file_t *ls__uw_file_of(const struct dl_phdr_info *info)
+{
+    const uint64_t gen = __atomic_load_n(&ls__uw_gen, __ATOMIC_ACQUIRE);
+    ls__uw_file_t *e = NULL, *victim = &ls__uw_files[0];
+    for (size_t i = 0; i < LS_UW_FILES && !e; i++) {
+        ls__uw_file_t *x = &ls__uw_files[i];
+        if (x->phdr == info->dlpi_phdr && x->base == info->dlpi_addr && x->gen == gen)
+            e = x;
+        else if (x->used < victim->used)
+            victim = x;
+    }
+    if (e) {
+        e->used = ++ls__uw_file_clock;
+        if (e->fd < 0) return NULL;
+        if (ls__uw_file_ours(e)) return e;
+        /* The host closed it (and may have reused the number): not ours to close. Again. */
+    } else {
+        e = victim;
+        if (e->phdr && e->fd >= 0 && ls__uw_file_ours(e)) close(e->fd);
+        e->base = info->dlpi_addr;
+        e->phdr = info->dlpi_phdr;
+        e->gen = gen;
+        e->used = ++ls__uw_file_clock;
+    }
+    e->hdr = 0;
+    e->cie_len = 0;
+    e->fd = ls__uw_file_open(info, &e->dev, &e->ino);
+    if (e->fd >= 0) return e;
+    __atomic_add_fetch(&ls__uw_files_refused, 1, __ATOMIC_RELAXED);
+    return NULL;
 }
 
 typedef struct ls__uw_find {
@@ -795,9 +1093,14 @@ static int ls__uw_phdr_cb(struct dl_phdr_info *info, size_t size, void *data)
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type == PT_LOAD && f->addr - (info->dlpi_addr + ph->p_vaddr) < ph->p_memsz) {
-            ls__uw_obj_t o = {info};
+            bool files =
+                ls__uw_small && !__atomic_exchange_n(&ls__uw_files_busy, 1, __ATOMIC_ACQUIRE);
+            ls__uw_file_t *file = files ? ls__uw_file_of(info) : NULL;
+            ls__uw_obj_t o = {info, file ? file->fd : -1, file};
             f->found = true;
             f->rule = ls__uw_compile(&o, f->addr, f->exact);
+            if (o.fd >= 0) __atomic_add_fetch(&ls__uw_from_file, 1, __ATOMIC_RELAXED);
+            if (files) __atomic_store_n(&ls__uw_files_busy, 0, __ATOMIC_RELEASE);
             return 1;
         }
     }
@@ -813,10 +1116,62 @@ static __attribute__((noinline, cold)) uint64_t ls__uw_miss(uint64_t key)
      * call, pc itself may already be in the next function. */
     ls__uw_find_t f = {
         .addr = ls__uw_key_pc(key) - !(key & 1), .exact = key & 1, .found = false, .rule = 0};
+    int saved_errno = errno; /* the host's malloc must not change it (small mode's syscalls) */
     dl_iterate_phdr(ls__uw_phdr_cb, &f);
+    errno = saved_errno;
     if (!f.found) f.rule = LS__RULE(LS__K_NOFDE, ls__uw_adds, 0, 0, 0);
     ls__uw_insert(ls__uw_cache, key, f.rule);
     return f.rule;
+}
+
+/* ---- libunwind, dlopen'd on request ---------------------------------------------------------- */
+
+/* The symbols behind libunwind.h's macros (unw_local_addr_space is _ULx86_64_local_addr_space
+ * with UNW_LOCAL_ONLY, and so on): the header names them, so a port keeps working. */
+#define LS__STR2(x) #x
+#define LS__STR(x)  LS__STR2(x)
+
+static struct {
+    int (*backtrace)(void **, int);
+    int (*set_caching_policy)(unw_addr_space_t, unw_caching_policy_t);
+    void (*flush_cache)(unw_addr_space_t, unw_word_t, unw_word_t);
+    unw_addr_space_t *local_as;
+} ls__lu;
+static int ls__lu_state; /* 0: not tried, 1: loaded, -1: failed */
+
+bool ls__unwind_libunwind_load(const char **why)
+{
+    static char err[160];
+    int st = __atomic_load_n(&ls__lu_state, __ATOMIC_ACQUIRE);
+    if (st) {
+        if (why) *why = err;
+        return st > 0;
+    }
+    /* RTLD_LOCAL: its unw_* and backtrace() stay out of the host's symbol lookups. */
+    void *h = dlopen(LS_UW_LIBUNWIND, RTLD_NOW | RTLD_LOCAL);
+    if (h) {
+        ls__lu.backtrace = (int (*)(void **, int))dlsym(h, "unw_backtrace");
+        ls__lu.set_caching_policy = (int (*)(unw_addr_space_t, unw_caching_policy_t))dlsym(
+            h, LS__STR(unw_set_caching_policy));
+        ls__lu.flush_cache =
+            (void (*)(unw_addr_space_t, unw_word_t, unw_word_t))dlsym(h, LS__STR(unw_flush_cache));
+        ls__lu.local_as = (unw_addr_space_t *)dlsym(h, LS__STR(unw_local_addr_space));
+    }
+    if (!h || !ls__lu.backtrace || !ls__lu.set_caching_policy || !ls__lu.flush_cache ||
+        !ls__lu.local_as) {
+        const char *e = dlerror();
+        if (!e) e = LS_UW_LIBUNWIND ": a function is missing";
+        size_t n = strnlen(e, sizeof err - 1);
+        memcpy(err, e, n);
+        err[n] = 0;
+        /* h stays open when symbols are missing: dlclose from here could run destructors. */
+        __atomic_store_n(&ls__lu_state, -1, __ATOMIC_RELEASE);
+        if (why) *why = err;
+        return false;
+    }
+    ls__lu.set_caching_policy(*ls__lu.local_as, UNW_CACHE_PER_THREAD);
+    __atomic_store_n(&ls__lu_state, 1, __ATOMIC_RELEASE);
+    return true;
 }
 
 /* ---- the public functions -------------------------------------------------------------------- */
@@ -824,8 +1179,9 @@ static __attribute__((noinline, cold)) uint64_t ls__uw_miss(uint64_t key)
 void ls__unwind_init_small(void)
 {
     if (__atomic_load_n(&ls__uw_cache, __ATOMIC_ACQUIRE)) return; /* too late */
-    ls__uw_slots = LS_UW_CACHE_SIZE >> 4;
+    ls__uw_slots = 1u << LS_UW_SMALL_BITS;
     ls__uw_set_mask = (ls__uw_slots / LS_UW_WAYS - 1) << LS__SET_SHIFT;
+    ls__uw_small = true;
     ls__unwind_init();
 }
 
@@ -839,7 +1195,6 @@ void ls__unwind_init(void)
     if (!__atomic_compare_exchange_n(&ls__uw_cache, &expect, (ls__uw_slot_t *)m, false,
                                      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
         munmap(m, sizeof(ls__uw_slot_t) * ls__uw_slots); /* lost a race with another init */
-    unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
 }
 
 void ls__unwind_modules_changed(void)
@@ -853,7 +1208,17 @@ void ls__unwind_modules_changed(void)
     }
     __atomic_store_n(&ls__uw_gen, bumps % LS_UW_GEN_MAX + 1, __ATOMIC_RELEASE);
     /* libunwind's caches do not notice dlclose either (a lock-free generation bump). */
-    unw_flush_cache(unw_local_addr_space, 0, 0);
+    if (__atomic_load_n(&ls__lu_state, __ATOMIC_ACQUIRE) > 0)
+        ls__lu.flush_cache(*ls__lu.local_as, 0, 0);
+}
+
+void ls__unwind_after_fork_child(void)
+{
+    /* The thread that held the table did not come along: its entry may be half written. Every
+     * entry is dropped (gen 0 never matches; the next use closes its descriptor if still ours). */
+    if (!__atomic_load_n(&ls__uw_files_busy, __ATOMIC_ACQUIRE)) return;
+    for (size_t i = 0; i < LS_UW_FILES; i++) ls__uw_files[i].gen = 0;
+    __atomic_store_n(&ls__uw_files_busy, 0, __ATOMIC_RELEASE);
 }
 
 void ls__unwind_modules_added(void)
@@ -870,6 +1235,8 @@ void ls__unwind_stats(ls_uw_stats_t *out)
         out->no_rule += __atomic_load_n(&ls__uw_ctr[i].no_rule, __ATOMIC_RELAXED);
         out->bad_cfa += __atomic_load_n(&ls__uw_ctr[i].bad_cfa, __ATOMIC_RELAXED);
     }
+    out->from_file = __atomic_load_n(&ls__uw_from_file, __ATOMIC_RELAXED);
+    out->files_refused = __atomic_load_n(&ls__uw_files_refused, __ATOMIC_RELAXED);
 }
 
 /* A word at a may be loaded iff lo <= a && a + 8 <= hi, i.e. a - lo <= span (hi - lo - 8). */
@@ -1191,7 +1558,8 @@ __attribute__((noinline)) size_t ls__unwind_libunwind(uintptr_t *pcs, size_t max
 {
     void *buf[LS_UW_LU_BUF];
     const uintptr_t ret = (uintptr_t)__builtin_return_address(0);
-    int got = unw_backtrace(buf, LS_UW_LU_BUF);
+    if (__atomic_load_n(&ls__lu_state, __ATOMIC_ACQUIRE) <= 0) return 0; /* never loads here */
+    int got = ls__lu.backtrace(buf, LS_UW_LU_BUF);
     /* Frame 0 is our caller: drop libunwind's and our own frames by finding our return
      * address, instead of trusting how many frames unw_backtrace adds of its own. */
     int first = 0;
@@ -1204,7 +1572,8 @@ __attribute__((noinline)) size_t ls__unwind_libunwind_from(const ls_uw_frame_t *
                                                            uintptr_t *pcs, size_t max)
 {
     void *buf[LS_UW_LU_BUF];
-    int got = unw_backtrace(buf, LS_UW_LU_BUF);
+    if (__atomic_load_n(&ls__lu_state, __ATOMIC_ACQUIRE) <= 0) return 0; /* never loads here */
+    int got = ls__lu.backtrace(buf, LS_UW_LU_BUF);
     /* The agent's own frames come first; the first occurrence of start->pc is where the walk
      * that ls__unwind_fast(start) makes begins. */
     int first = 0;

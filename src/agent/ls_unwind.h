@@ -6,6 +6,8 @@
  *    find the caller's CFA, return address and RBP from this PC) compiled from the module's
  *    .eh_frame on first sight of each PC, so a warm step is one hash probe and two loads.
  *  - ls__unwind_libunwind: libunwind's unw_backtrace with per-thread caching (the reference).
+ *    The agent does not link libunwind (it and liblzma cost the host ~150 KiB of memory when
+ *    unused): ls__unwind_libunwind_load dlopen()s it, and until then these walkers return 0.
  *    Beware: libunwind's per-thread trace cache is keyed by PC and never flushed, so a thread
  *    that unwound through a dlclose'd object gets wrong stacks through whatever is dlopen'd at
  *    the same address later (test_unwind's dlopen test shows it).
@@ -19,6 +21,7 @@
 #ifndef LS_UNWIND_H
 #define LS_UNWIND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -64,6 +67,13 @@ size_t ls__unwind_fast(const ls_uw_frame_t *start, uintptr_t stack_hi, uintptr_t
  */
 size_t ls__unwind_libunwind(uintptr_t *pcs, size_t max, int skip);
 
+/* Loads libunwind.so.8 (RTLD_NOW | RTLD_LOCAL), finds the few functions we call and sets its
+ * per-thread caching; true once that has worked (later calls are free). On failure, *why (if
+ * not NULL) gets dlerror's message, valid until the next dl* call, and every later call fails
+ * at once. Not for the allocation path: dlopen allocates, takes the loader lock and runs
+ * constructors; the agent calls it from its constructor. */
+bool ls__unwind_libunwind_load(const char **why);
+
 /* The same, trimmed to begin at start->pc: the very list ls__unwind_fast(start, ...) gives,
  * whatever the agent inlined between the interposer and here (0 if start->pc is not among the
  * first 64 frames). Prefer it to counting frames for skip. */
@@ -73,12 +83,26 @@ size_t ls__unwind_libunwind_from(const ls_uw_frame_t *start, uintptr_t *pcs, siz
  * right only while every frame keeps a frame pointer. For reference and FP-built targets. */
 size_t ls__unwind_fp(const ls_uw_frame_t *start, uintptr_t stack_hi, uintptr_t *pcs, size_t max);
 
-/* Once, before the first unwind (called from the agent's init; maps the 1 MiB rule cache and
- * sets libunwind's per-thread caching). ls__unwind_fast calls it itself if nobody did. */
+/* Once, before the first unwind (called from the agent's init; maps the 1 MiB rule cache).
+ * ls__unwind_fast calls it itself if nobody did. */
 void ls__unwind_init(void);
-/* Instead of ls__unwind_init, for mode sample: a rule cache of 64 KiB. Its slots are touched at
- * random, so the 1 MiB one costs the host up to 1 MiB of memory, for walks that are rare there. */
+/*
+ * Instead of ls__unwind_init, for mode sample, where walks are rare and the host's memory is
+ * what counts:
+ *  - a rule cache of 32 KiB (its slots are touched at random, so the 1 MiB one would become
+ *    resident; a sampled program has a few hundred distinct return addresses);
+ *  - a miss reads .eh_frame_hdr and .eh_frame with pread() from the object's file instead of
+ *    through its mapping: each first touch of a mapped file page faults in its whole fault-around
+ *    window (64 KiB), so a few misses would make most of those sections resident (~300 KiB for
+ *    python3). Only non-writable segments of objects whose file still matches the mapping;
+ *    anything else reads the mapping as in full mode. A few descriptors stay open (O_CLOEXEC,
+ *    numbered from 900 up).
+ */
 void ls__unwind_init_small(void);
+
+/* In the child of a fork: a miss another thread had under way (small mode's file table) is
+ * dropped. Async-signal-safe. */
+void ls__unwind_after_fork_child(void);
 
 /* After dlclose (or any change that may unmap code): forget every cached rule. */
 void ls__unwind_modules_changed(void);
@@ -98,6 +122,9 @@ uintptr_t ls__unwind_stack_top(uintptr_t sp);
  * than 64 threads (striped counters without atomic adds). */
 typedef struct ls_uw_stats {
     uint64_t hits, misses, no_rule, bad_cfa;
+    /* Small mode: misses compiled from the object's file; objects whose file was unusable
+     * (cannot be opened, does not match the mapping, text relocations), read from memory. */
+    uint64_t from_file, files_refused;
 } ls_uw_stats_t;
 void ls__unwind_stats(ls_uw_stats_t *out);
 

@@ -19,6 +19,7 @@
 #include "ls_cli.h"
 #include "ls_format_read.h"
 #include "ls_output.h"
+#include "ls_profile.h"
 #include "ls_report.h"
 #include "ls_suppress.h"
 #include "ls_symbolize.h"
@@ -246,6 +247,54 @@ static int copy_file(const char *from, const char *to)
     return rc;
 }
 
+/* Mode sample: no leak verdicts, the profile's top sites by estimated bytes in use (the whole
+ * profile, all views, with --json); returns 0, -1 on error. */
+static long long render_profile(const ls_snapshot_t *snap, ls_symbolizer_t *sym,
+                                const char *snap_path, const char *program, const char *json_path,
+                                bool is_child, const run_opts_t *o)
+{
+    char err[1024];
+    ls_prof_report_opts_t po = {.index = LS_PROF_INUSE_SPACE, .top = 10, .program = program};
+    ls_prof_report_t *r = ls_prof_report_build(snap, sym, &po, err, sizeof(err));
+    if (!r) {
+        fprintf(stderr, "leakscope: %s: %s\n", snap_path, err);
+        return -1;
+    }
+    if (is_child)
+        fprintf(stderr, "leakscope: ---- forked child process %llu ----\n",
+                (unsigned long long)snap->pid);
+    ls_prof_report_write_text(r, stderr);
+    if (!o->output_path)
+        fprintf(stderr, "leakscope: keep the whole profile with --output FILE, then leakscope "
+                        "report FILE [--format pprof -o OUT]\n");
+    else if (is_child)
+        fprintf(stderr, "leakscope: whole profile in %s.%llu\n", o->output_path,
+                (unsigned long long)snap->pid);
+    else
+        fprintf(stderr, "leakscope: whole profile in %s\n", o->output_path);
+    fflush(stderr);
+    ls_prof_report_free(r);
+    long long rc = 0;
+    if (json_path) {
+        po.top = 0;
+        r = ls_prof_report_build(snap, sym, &po, err, sizeof(err));
+        char tmp[PATH_MAX + 32];
+        bool special = ls_out_is_special(json_path);
+        snprintf(tmp, sizeof(tmp), "%s.tmp.%d", json_path, (int)getpid());
+        FILE *f = r ? fopen(special ? json_path : tmp, "w") : NULL;
+        int wrc = f ? ls_prof_report_write_json(r, f) : -1;
+        if (f && fclose(f) != 0) wrc = -1;
+        if (wrc || (!special && rename(tmp, json_path) < 0)) {
+            fprintf(stderr, "leakscope: cannot write %s: %s\n", json_path,
+                    r ? strerror(errno) : err);
+            unlink(tmp);
+            rc = -1;
+        }
+        if (r) ls_prof_report_free(r);
+    }
+    return rc;
+}
+
 /* Renders one process's snapshot; returns lost bytes (definitely + indirectly) plus reference
  * problems (ls_report_refs_problems), -1 on error. */
 static long long render(const char *snap_path, const run_opts_t *o, const ls_suppressions_t *supp,
@@ -259,6 +308,12 @@ static long long render(const char *snap_path, const run_opts_t *o, const ls_sup
         return -1;
     }
     ls_symbolizer_t *sym = ls_symbolizer_new(&snap, NULL);
+    if (ls_snapshot_is_sampled(&snap)) {
+        long long rc = render_profile(&snap, sym, snap_path, program, json_path, is_child, o);
+        ls_symbolizer_free(sym);
+        ls_snapshot_free(&snap);
+        return rc;
+    }
     ls_report_opts_t ro = {.show_reachable = o->show_reachable,
                            .supp = supp,
                            .program = program,

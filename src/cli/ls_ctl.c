@@ -94,7 +94,11 @@ static int exchange(int fd, const char *request, char *reply, size_t replylen, i
     for (;;) {
         long long left = end - now_ms();
         if (left <= 0) {
-            snprintf(err, errlen, "no reply within %d ms", timeout_ms);
+            snprintf(err, errlen,
+                     "no reply within %d ms (an agent in mode sample serves its first request "
+                     "at the process's next allocation: an idle process answers when it wakes; "
+                     "LEAKSCOPE_OPTIONS=control_lazy=0 serves at once)",
+                     timeout_ms);
             return -1;
         }
         struct pollfd p = {fd, POLLIN, 0};

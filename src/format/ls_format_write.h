@@ -32,4 +32,7 @@ void ls_fmt_chunk_end(ls_fmt_writer_t *w, uint32_t count);
 /* Writes the END chunk and flushes; returns 0 or the first errno seen. */
 int ls_fmt_writer_finish(ls_fmt_writer_t *w);
 
+/* zlib-compatible CRC-32 (crc32(crc, data, len) of zlib): the chunk checksum. */
+uint32_t ls_fmt_crc32(uint32_t crc, const void *data, size_t len);
+
 #endif

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 static int failures, checks;
 #define CHECK(c)                                                                                   \
@@ -378,6 +379,23 @@ static void test_refs_damage(void)
     expect_refs_error(R_CHUNK_TWICE, "chunk type 9 appears twice");
 }
 
+/* The writer's own CRC-32 (the agent does not link zlib) against zlib's, which the reader uses:
+ * random lengths and contents, whole and fed in pieces. */
+static void test_crc32(void)
+{
+    unsigned char buf[4096];
+    unsigned seed = 12345;
+    for (int round = 0; round < 200; round++) {
+        size_t len = (size_t)(rand_r(&seed) % (int)sizeof(buf));
+        for (size_t i = 0; i < len; i++) buf[i] = (unsigned char)rand_r(&seed);
+        uint32_t z = (uint32_t)crc32(crc32(0L, Z_NULL, 0), buf, (uInt)len);
+        CHECK(ls_fmt_crc32(0, buf, len) == z);
+        size_t cut = len ? (size_t)rand_r(&seed) % len : 0;
+        CHECK(ls_fmt_crc32(ls_fmt_crc32(0, buf, cut), buf + cut, len - cut) == z);
+    }
+    CHECK(ls_fmt_crc32(0, "123456789", 9) == 0xCBF43926u); /* the standard check value */
+}
+
 int main(int argc, char **argv)
 {
     /* --refs-seed FILE: writes the refs snapshot (the fuzz driver's seed) and exits */
@@ -391,6 +409,7 @@ int main(int argc, char **argv)
         if (!ok) perror(argv[2]);
         return ok ? 0 : 1;
     }
+    test_crc32();
     test_round_trip(4096);
     test_round_trip(64 * 1024); /* header patched in the buffer rather than with pwrite */
     test_damage();

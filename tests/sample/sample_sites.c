@@ -13,7 +13,8 @@
  *   malloc_usable_size leaves the trailer alone. It exits with A freed and the rest live.
  * sample_sites check FILE RATE: checks a snapshot of `run` or `hold` taken at exit or from
  *   outside (B, D and the realloc'ed blocks live, C none).
- * sample_sites hold DIR: builds B, C and D, writes DIR/ready, waits for DIR/stop (at most 60 s).
+ * sample_sites hold[-busy] DIR: builds B, C and D, writes DIR/ready, waits for DIR/stop (at most
+ *   60 s); hold-busy also mallocs and frees 32 bytes every 10 ms, as a live process would.
  * sample_sites meta-rate FILE: prints the snapshot's META sample_rate (0: none).
  *
  * Tolerances: the issue's +-10% for the sites holding more than 1% of the heap (A, B, C's
@@ -401,7 +402,10 @@ static int cmd_check(const char *path, double rate)
     return sc_failures ? 1 : 0;
 }
 
-static int cmd_hold(const char *dir)
+/* busy: a small malloc/free every tick, as a live process does; mode sample's lazy control
+ * thread is created at such a call (ls_control.c), so an idle hold is served only with
+ * control_lazy=0. */
+static int cmd_hold(const char *dir, bool busy)
 {
     build_bcd();
     char path[4200];
@@ -413,6 +417,10 @@ static int cmd_hold(const char *dir)
     for (int i = 0; i < 6000 && access(path, F_OK) != 0; i++) {
         struct timespec ts = {0, 10000000};
         nanosleep(&ts, NULL);
+        if (busy) {
+            vc = malloc(32);
+            free(vc);
+        }
     }
     return 0;
 }
@@ -421,7 +429,8 @@ int main(int argc, char **argv)
 {
     if (argc == 4 && !strcmp(argv[1], "run")) return cmd_run(argv[2], atof(argv[3]));
     if (argc == 4 && !strcmp(argv[1], "check")) return cmd_check(argv[2], atof(argv[3]));
-    if (argc == 3 && !strcmp(argv[1], "hold")) return cmd_hold(argv[2]);
+    if (argc == 3 && !strcmp(argv[1], "hold")) return cmd_hold(argv[2], false);
+    if (argc == 3 && !strcmp(argv[1], "hold-busy")) return cmd_hold(argv[2], true);
     if (argc == 3 && !strcmp(argv[1], "meta-rate")) { /* prints META sample_rate */
         ls_snapshot_t s;
         if (load(argv[2], &s)) return 1;
@@ -429,7 +438,8 @@ int main(int argc, char **argv)
         ls_snapshot_free(&s);
         return 0;
     }
-    fprintf(stderr,
-            "usage: sample_sites run DIR RATE | check FILE RATE | hold DIR | meta-rate FILE\n");
+    fprintf(
+        stderr,
+        "usage: sample_sites run DIR RATE | check FILE RATE | hold[-busy] DIR | meta-rate FILE\n");
     return 2;
 }

@@ -49,14 +49,18 @@ expect 0 "" -- "$ls" report "$tmp/run.lsnap"
 expect 0 "" -- "$ls" run --mode sample --output "$tmp/run-default.lsnap" -- /bin/true
 if "$prog" meta-rate "$tmp/run-default.lsnap" 2>/dev/null | grep -qx 524288; then ok; else bad "default sample_rate"; fi
 
-# ---- signal and control socket, then exit, on one process
+# ---- signal and control socket, then exit, on one process. The control thread is lazy in mode
+# sample: none until the first request, created at the process's next allocation.
+nthreads() { ls /proc/$1/task 2>/dev/null | wc -l; }
 mkdir "$tmp/h2" && mkdir -m 700 "$tmp/ctl"
 LD_PRELOAD=$agent LEAKSCOPE_OPTIONS="mode=sample:sample_rate=8192:sample_seed=5:summary=0:control_dir=$tmp/ctl:snapshot_signal=12:snapshot_output=$tmp/h2/sig.%n.lsnap:output=$tmp/h2/exit.lsnap" \
-    "$prog" hold "$tmp/h2" &
+    "$prog" hold-busy "$tmp/h2" &
 pid=$!
 if wait_for "$tmp/h2/ready"; then
+    if [ "$(nthreads $pid)" = 1 ]; then ok; else bad "lazy control: $(nthreads $pid) threads before any request"; fi
     kill -USR2 $pid
     if wait_for "$tmp/h2/sig.1.lsnap"; then sleep 0.2; check "$tmp/h2/sig.1.lsnap" 8192; else bad "no signal snapshot"; fi
+    if [ "$(nthreads $pid)" = 2 ]; then ok; else bad "lazy control: $(nthreads $pid) threads after the signal"; fi
     expect 0 "" -- env LEAKSCOPE_CONTROL_DIR="$tmp/ctl" "$ls" snapshot $pid -o "$tmp/h2/ctl.lsnap"
     check "$tmp/h2/ctl.lsnap" 8192
     expect 1 "no leak check in mode sample" -- env LEAKSCOPE_CONTROL_DIR="$tmp/ctl" "$ls" snapshot $pid --leak-check -o "$tmp/h2/lc.lsnap"
@@ -66,6 +70,25 @@ fi
 touch "$tmp/h2/stop"
 wait $pid || bad "hold exited $?"
 check "$tmp/h2/exit.lsnap" 8192
+
+# the first request is a connection (the kernel's O_ASYNC signal wakes the agent); an idle
+# process (no allocation at all) is served with control_lazy=0
+for lazy in 1 0; do
+    d="$tmp/h2-$lazy" && mkdir "$d"
+    LD_PRELOAD=$agent LEAKSCOPE_OPTIONS="mode=sample:sample_rate=8192:summary=0:control_dir=$tmp/ctl:control_lazy=$lazy:output=/dev/null" \
+        "$prog" $([ $lazy = 1 ] && echo hold-busy || echo hold) "$d" &
+    pid=$!
+    if wait_for "$d/ready"; then
+        want=$([ $lazy = 1 ] && echo 1 || echo 2)
+        if [ "$(nthreads $pid)" = $want ]; then ok; else bad "control_lazy=$lazy: $(nthreads $pid) threads at start"; fi
+        expect 0 "" -- env LEAKSCOPE_CONTROL_DIR="$tmp/ctl" "$ls" snapshot $pid -o "$d/ctl.lsnap"
+        check "$d/ctl.lsnap" 8192
+    else
+        bad "hold never got ready"
+    fi
+    touch "$d/stop"
+    wait $pid || bad "hold exited $?"
+done
 
 # ---- interval snapshots
 mkdir "$tmp/h3"

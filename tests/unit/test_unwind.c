@@ -5,6 +5,9 @@
  * frame as ls__unwind_libunwind (and as the frame-pointer walk over the part built with frame
  * pointers). Stacks run through libuwt_nofp.so (-O2 -fomit-frame-pointer, five frame shapes),
  * libuwt_fp.so, libc's qsort, signal handlers, dlopen'd objects and four threads at once.
+ * libunwind is not linked: ls__unwind_libunwind_load dlopen()s it, as in the agent.
+ * `test_unwind small` runs it all in small mode (mode sample's: misses read the objects' files
+ * with pread), where a dlopen'd object whose file was replaced must be read from memory.
  * Ends with "N passed, N failed"; exit status 1 on any failure.
  */
 #define _GNU_SOURCE
@@ -19,13 +22,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define MAXF 256
 
 static int g_checks_failed; /* within the current test */
 static int g_passed, g_failed;
+static bool g_small; /* ls__unwind_init_small: rules compiled from the objects' files */
 
 #define CHECK(cond, ...)                                                                           \
     do {                                                                                           \
@@ -154,9 +160,29 @@ static range_t g_exe, g_nofp, g_fp, g_libc;
 
 /* ---- tests ----------------------------------------------------------------------------------- */
 
+/* Small mode: every miss of a walk through the exe, libuwt_* and libc is compiled from a file. */
+static ls_uw_stats_t g_before;
+static void files_begin(void)
+{
+    ls__unwind_stats(&g_before);
+}
+static void files_end(const char *what)
+{
+    ls_uw_stats_t s;
+    ls__unwind_stats(&s);
+    uint64_t misses = s.misses - g_before.misses, from_file = s.from_file - g_before.from_file;
+    if (g_small)
+        CHECK(from_file == misses && s.files_refused == g_before.files_refused,
+              "%s: %lu misses, %lu from a file", what, (unsigned long)misses,
+              (unsigned long)from_file);
+    else
+        CHECK(from_file == 0, "%s: full mode reads the mappings", what);
+}
+
 static void test_nofp_chain(void)
 {
     static const int depths[] = {0, 1, 5, 12, 40, 60};
+    files_begin();
     for (size_t i = 0; i < sizeof depths / sizeof depths[0]; i++) {
         cap_t cc[2] = {{0}, {0}};
         /* volatile: one call site for both walks (no unrolling), so the lists must match. */
@@ -172,6 +198,7 @@ static void test_nofp_chain(void)
         /* The second walk is all cache hits and must not differ. */
         CHECK_SAME("nofp chain, warm", c->fast, c->nfast, d->fast, d->nfast);
     }
+    files_end("nofp chain");
 }
 
 static void test_fp_chain(void)
@@ -190,6 +217,7 @@ static void test_fp_chain(void)
 
 static void test_qsort(void)
 {
+    files_begin();
     cap_t c = {0};
     nofp_recurse_qsort(8, capture, &c);
     CHECK_SAME("through qsort", c.fast, c.nfast, c.lu, c.nlu);
@@ -201,6 +229,7 @@ static void test_qsort(void)
     cap_t d = {0};
     fp_recurse_qsort(8, capture, &d);
     CHECK_SAME("through qsort (fp lib)", d.fast, d.nfast, d.lu, d.nlu);
+    files_end("qsort");
 }
 
 static void test_max(void)
@@ -338,6 +367,122 @@ static void test_dlopen(void)
         dlclose(h);
         ls__unwind_modules_changed();
     }
+}
+
+/* Copies file from to to (through a temporary name and a rename: a new inode at to, as a
+ * package upgrade does; the old inode stays mapped by whoever has it open). */
+static bool replace_file(const char *from, const char *to)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.new", to);
+    int in = open(from, O_RDONLY), out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0755);
+    bool ok = in >= 0 && out >= 0;
+    char buf[65536];
+    ssize_t n;
+    while (ok && (n = read(in, buf, sizeof buf)) > 0) ok = write(out, buf, (size_t)n) == n;
+    if (in >= 0) close(in);
+    if (out >= 0) close(out);
+    return ok && rename(tmp, to) == 0;
+}
+
+/*
+ * The file behind an object is read only while it is the one mapped. A copy of one layout is
+ * dlopen'd; then the other layout replaces the file at that path before the first walk through
+ * it. Small mode must notice (files_refused) and read the mapping: the stack equals libunwind's.
+ * The control: the same without the replacement is compiled from the file (from_file).
+ */
+static void test_replaced_file(void)
+{
+    char dir[] = "/tmp/test_unwind.XXXXXX", path[4096];
+    CHECK(mkdtemp(dir), "mkdtemp");
+    for (int replaced = 0; replaced < 2; replaced++) {
+        snprintf(path, sizeof path, "%s/uwt_copy%d.so", dir, replaced);
+        CHECK(replace_file(UWT_DL_A, path), "copy %s", UWT_DL_A);
+        void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        CHECK(h, "dlopen %s: %s", path, dlerror());
+        if (!h) break;
+        ls__unwind_modules_added();
+        if (replaced) CHECK(replace_file(UWT_DL_B, path), "replace %s", path);
+        static dl_job_t j;
+        memset(&j, 0, sizeof j);
+        j.fn = (uwt_dl_recurse_t)dlsym(h, "uwt_dl_recurse");
+        CHECK(j.fn, "dlsym");
+        ls_uw_stats_t s0, s1;
+        ls__unwind_stats(&s0);
+        if (j.fn) {
+            pthread_t t;
+            pthread_create(&t, NULL, dl_thread, &j);
+            pthread_join(t, NULL);
+            CHECK_SAME(replaced ? "replaced file" : "kept file", j.c.fast, j.c.nfast, j.c.lu,
+                       j.c.nlu);
+            CHECK(count_in(j.c.fast, j.c.nfast, range_of((void *)j.fn)) >= 11, "frames in it");
+        }
+        ls__unwind_stats(&s1);
+        if (g_small && replaced)
+            CHECK(s1.files_refused == s0.files_refused + 1, "refused %lu -> %lu",
+                  (unsigned long)s0.files_refused, (unsigned long)s1.files_refused);
+        if (g_small && !replaced)
+            CHECK(s1.files_refused == s0.files_refused && s1.from_file > s0.from_file,
+                  "kept: refused %lu -> %lu, from file %lu -> %lu", (unsigned long)s0.files_refused,
+                  (unsigned long)s1.files_refused, (unsigned long)s0.from_file,
+                  (unsigned long)s1.from_file);
+        dlclose(h);
+        ls__unwind_modules_changed();
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
+/* A callback of libc's dl_iterate_phdr: libc code the earlier tests did not walk through. */
+static int capture_once(struct dl_phdr_info *info, size_t size, void *data)
+{
+    (void)info;
+    (void)size;
+    capture(data);
+    return 1;
+}
+
+/*
+ * The host closes descriptors it does not know (a daemon's close-all) and reuses their numbers:
+ * here every descriptor from 900 up, small mode's, is replaced by one of a scratch file. The next
+ * misses must notice (fstat), open the objects' files again and never close or read through the
+ * host's descriptors: the walk equals libunwind's, and the scratch descriptors stay as they were.
+ */
+static void test_host_fds(void)
+{
+    char tmp[] = "/tmp/test_unwind_fd.XXXXXX";
+    int decoy = mkstemp(tmp);
+    CHECK(decoy >= 0, "mkstemp");
+    if (decoy < 0) return;
+    unlink(tmp);
+    CHECK(write(decoy, "not an ELF file", 15) == 15, "write");
+    struct stat dst;
+    fstat(decoy, &dst);
+    int taken[64], ntaken = 0;
+    for (int fd = 900; fd < 1024 && ntaken < 64; fd++)
+        if (fcntl(fd, F_GETFD) >= 0 && dup2(decoy, fd) == fd) taken[ntaken++] = fd;
+    if (g_small) CHECK(ntaken >= 2, "small mode keeps descriptors from 900 up: %d", ntaken);
+    ls_uw_stats_t s0, s1;
+    ls__unwind_stats(&s0);
+    cap_t c = {0};
+    dl_iterate_phdr(capture_once, &c);
+    ls__unwind_stats(&s1);
+    CHECK_SAME("through dl_iterate_phdr", c.fast, c.nfast, c.lu, c.nlu);
+    CHECK(count_in(c.fast, c.nfast, g_libc) >= 1, "libc frames: %zu",
+          count_in(c.fast, c.nfast, g_libc));
+    if (g_small)
+        CHECK(s1.misses > s0.misses && s1.from_file - s0.from_file == s1.misses - s0.misses &&
+                  s1.files_refused == s0.files_refused,
+              "misses %lu, from file %lu, refused %lu", (unsigned long)(s1.misses - s0.misses),
+              (unsigned long)(s1.from_file - s0.from_file),
+              (unsigned long)(s1.files_refused - s0.files_refused));
+    for (int i = 0; i < ntaken; i++) {
+        struct stat st;
+        CHECK(fstat(taken[i], &st) == 0 && st.st_ino == dst.st_ino && st.st_dev == dst.st_dev,
+              "fd %d: the host's descriptor was closed or replaced", taken[i]);
+        close(taken[i]);
+    }
+    close(decoy);
 }
 
 /* ---- signals --------------------------------------------------------------------------------- */
@@ -512,10 +657,29 @@ static void test_stats(void)
 {
     ls_uw_stats_t s;
     ls__unwind_stats(&s);
-    printf("# stats: hits %lu, misses %lu, no_rule %lu, bad_cfa %lu (hit rate %.2f%%)\n",
+    printf("# stats: hits %lu, misses %lu, no_rule %lu, bad_cfa %lu (hit rate %.2f%%); "
+           "from file %lu, files refused %lu\n",
            (unsigned long)s.hits, (unsigned long)s.misses, (unsigned long)s.no_rule,
-           (unsigned long)s.bad_cfa, 100.0 * (double)s.hits / (double)(s.hits + s.misses + 1));
+           (unsigned long)s.bad_cfa, 100.0 * (double)s.hits / (double)(s.hits + s.misses + 1),
+           (unsigned long)s.from_file, (unsigned long)s.files_refused);
     CHECK(s.hits > 0 && s.misses > 0 && s.no_rule > 0, "counters move");
+    if (g_small) /* the replaced file, and the vdso (no file) if a walk met it */
+        CHECK(s.from_file > 0 && s.files_refused >= 1 && s.files_refused <= 2,
+              "from file %lu, refused %lu", (unsigned long)s.from_file,
+              (unsigned long)s.files_refused);
+    else
+        CHECK(s.from_file == 0 && s.files_refused == 0, "full mode reads the mappings");
+}
+
+/* libunwind is dlopen'd on request only: before, its walkers give nothing. */
+static void test_libunwind_load(void)
+{
+    uintptr_t pcs[8];
+    CHECK(ls__unwind_libunwind(pcs, 8, 0) == 0, "a walk before loading it");
+    const char *why = NULL;
+    CHECK(ls__unwind_libunwind_load(&why), "load: %s", why);
+    CHECK(ls__unwind_libunwind_load(NULL), "again");
+    CHECK(ls__unwind_libunwind(pcs, 8, 0) >= 2, "a walk after");
 }
 
 /* ---- driver ---------------------------------------------------------------------------------- */
@@ -523,7 +687,14 @@ static void test_stats(void)
 static void run(const char *name, void (*fn)(void))
 {
     g_checks_failed = 0;
+    ls_uw_stats_t a, b;
+    ls__unwind_stats(&a);
     fn();
+    ls__unwind_stats(&b);
+    if (getenv("UWT_STATS"))
+        printf("# %s: misses %lu, from file %lu, refused %lu\n", name,
+               (unsigned long)(b.misses - a.misses), (unsigned long)(b.from_file - a.from_file),
+               (unsigned long)(b.files_refused - a.files_refused));
     printf("%s %s\n", g_checks_failed ? "FAIL" : "ok  ", name);
     fflush(stdout);
     if (g_checks_failed)
@@ -534,9 +705,13 @@ static void run(const char *name, void (*fn)(void))
 
 int main(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    ls__unwind_init();
+    g_small = argc > 1 && !strcmp(argv[1], "small");
+    if (g_small)
+        ls__unwind_init_small();
+    else
+        ls__unwind_init();
+    printf("# %s mode\n", g_small ? "small" : "full");
+    run("libunwind_load", test_libunwind_load); /* first: every later test compares with it */
     stack_hi();
     g_exe = range_of((void *)main);
     g_nofp = range_of((void *)nofp_recurse);
@@ -550,6 +725,8 @@ int main(int argc, char **argv)
     run("no_fde", test_no_fde);
     run("threads", test_threads);
     run("dlopen", test_dlopen);
+    run("replaced_file", test_replaced_file);
+    run("host_fds", test_host_fds);
     run("signal_sync", test_signal_sync);
     run("signal_async", test_signal_async);
     run("garbage", test_garbage);
