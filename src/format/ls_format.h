@@ -19,7 +19,7 @@
 
 #define LS_FMT_MAGIC         "LKSCOPE\0"
 #define LS_FMT_VERSION_MAJOR 1
-#define LS_FMT_VERSION_MINOR 3
+#define LS_FMT_VERSION_MINOR 4
 
 typedef struct ls_fmt_file_header {
     char magic[8];          /* LS_FMT_MAGIC */
@@ -53,6 +53,8 @@ typedef enum ls_fmt_chunk_type {
     LS_CHUNK_REF_PAIRS = 11,    /* ls_fmt_ref_pair_t records, fixed length */
     /* mode sample (since 1.3) */
     LS_CHUNK_SAMPLE_ALLOCS = 12, /* ls_fmt_sample_alloc_t records, fixed length */
+    /* mode sites (since 1.4) */
+    LS_CHUNK_SITES = 13, /* ls_fmt_site_t records, fixed length */
     LS_CHUNK_END = 0x454e4400u,
 } ls_fmt_chunk_type_t;
 
@@ -88,6 +90,8 @@ typedef enum ls_fmt_meta_key {
     LS_META_SNAP_SEQ = 17, /* u64: live snapshots taken by this process so far, this one included */
     LS_META_REFS = 18,     /* str: the refs option (wrapped REF:UNREF[:TYPE] functions), 1.2 */
     LS_META_SAMPLE_RATE = 19, /* u64: mode sample: mean bytes between samples (1.3) */
+    LS_META_SITE_FRAMES = 20, /* u64: mode sites: frames that make a site (1.4) */
+    LS_META_SITES_ENABLED = 21, /* u64: mode sites: 1 when counting was on when taken (1.4) */
 } ls_fmt_meta_key_t;
 
 typedef enum ls_fmt_reason {
@@ -304,6 +308,25 @@ typedef struct ls_fmt_sample_alloc {
     double est_bytes;       /* sum of size/p(size): estimated bytes allocated */
 } ls_fmt_sample_alloc_t;
 
+/*
+ * Mode sites (1.4): per allocation site, counters kept by the agent for every allocation made
+ * while counting was enabled (the kernel's /proc/allocinfo in user space). A site is a STACKS
+ * entry holding the site_frames (META) innermost frames of the allocating call: with 1, the
+ * return address into the code that called malloc. No BLOCKS are written (blocks carry only a
+ * site id) and there is no leak check. Blocks allocated while counting was off are never
+ * charged, so their frees change no counter: live_* never go negative. realloc counts as a free
+ * of the old block at its site and an allocation at realloc's caller.
+ */
+typedef struct ls_fmt_site {
+    uint32_t stack;      /* STACKS id of the site's frames */
+    uint32_t reserved;   /* 0 (later: compile-time tag index + 1) */
+    int64_t live_bytes;  /* requested bytes of this site's blocks not freed yet */
+    int64_t live_blocks; /* those blocks */
+    uint64_t allocs;     /* allocations here since the start (while counting) */
+    uint64_t bytes;      /* their requested bytes */
+} ls_fmt_site_t;
+
+_Static_assert(sizeof(ls_fmt_site_t) == 40, "site layout");
 _Static_assert(sizeof(ls_fmt_sample_alloc_t) == 40, "sample alloc layout");
 _Static_assert(sizeof(ls_fmt_file_header_t) == 32, "file header layout");
 _Static_assert(sizeof(ls_fmt_ref_type_t) == 8, "ref type layout");
