@@ -23,6 +23,7 @@ long ls_agent_leak_check(const char *snapshot_path) __attribute__((weak));
 void ls_agent_ignore(const void *ptr) __attribute__((weak));
 long ls_agent_mark(const char *label) __attribute__((weak));
 int ls_agent_snapshot_write(const char *path) __attribute__((weak));
+int ls_agent_sites_enable(int on) __attribute__((weak));
 void ls_agent_ref_register(const void *obj, const char *type, long initial) __attribute__((weak));
 void ls_agent_ref_get(const void *obj) __attribute__((weak));
 void ls_agent_ref_put(const void *obj) __attribute__((weak));
@@ -83,6 +84,18 @@ static inline long ls_mark(const char *label)
 static inline int ls_snapshot_write(const char *path)
 {
     return ls_agent_snapshot_write ? ls_agent_snapshot_write(path) : -1;
+}
+
+/*
+ * ls_sites_enable: mode sites (LEAKSCOPE_OPTIONS=mode=sites, run --mode sites) counts the
+ * allocations made while counting is on; this turns it on (on != 0) or off, e.g. around the phase
+ * of a program worth watching. Blocks allocated while it is off are never counted; blocks counted
+ * while it was on are still uncounted when they are freed. Returns the previous state (0 or 1),
+ * or -1 without an agent in mode sites.
+ */
+static inline int ls_sites_enable(int on)
+{
+    return ls_agent_sites_enable ? ls_agent_sites_enable(on) : -1;
 }
 
 /*

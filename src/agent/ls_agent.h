@@ -4,10 +4,11 @@
  * snapshot writer. Everything here is internal (ls__ prefix, hidden visibility).
  *
  * Lock order (outermost first): ls__g.check_lock > module lock > table shard locks > refs locks
- * (ls_refs.c: object stripes > block stripes > its leaf locks) > depot bucket locks > sample
- * table lock (ls_sample.c) > memory locks. The scan takes all of them before it parks the other
- * threads, so no parked thread can hold one (the refs and sample locks are never needed while
- * threads are parked). None of them is ever held across a call into the real allocator.
+ * (ls_refs.c: object stripes > block stripes > its leaf locks) > sites registry lock > sites
+ * table lock (ls_sites.c) > depot bucket locks > sample table lock (ls_sample.c) > memory locks.
+ * The scan takes all of them before it parks the other threads, so no parked thread can hold one
+ * (the refs, sample and sites locks are never needed while threads are parked). None of them is
+ * ever held across a call into the real allocator.
  */
 #ifndef LS_AGENT_H
 #define LS_AGENT_H
@@ -78,6 +79,7 @@ enum { LS_STATE_UNINIT = 0, LS_STATE_INITIALIZING = 1, LS_STATE_READY = 2, LS_ST
 extern ls_global_t ls__g LS_HIDDEN;
 
 #define LS_STACK_CACHE 256
+#define LS_SITE_CACHE  256
 
 typedef struct ls_tls {
     int guard; /* nonzero while the agent runs on this thread: calls pass through */
@@ -108,6 +110,15 @@ typedef struct ls_tls {
         int keyed;               /* its slots go back when it exits (a pthread key's destructor) */
         int busy; /* inside ls_refs.c: a free from a signal handler leaves the refs alone */
     } refs;
+    /* mode sites (ls_sites.c): this thread's counter shard (NULL until its first charge, and
+     * again once the thread has folded it at exit: sites_gone), and its recent sites: key (the
+     * caller's pc, or the hash of site_frames frames) -> site id, direct-mapped. */
+    struct ls_site_ctr *sites_shard;
+    int sites_gone;
+    struct {
+        uint64_t key;
+        uint32_t id;
+    } site_cache[LS_SITE_CACHE];
     /* The figures of the last refs chunks this thread wrote (ls_refs_check, exit summary). */
     struct {
         int valid;
@@ -409,6 +420,67 @@ void ls__sample_write(struct ls_fmt_writer *w, const ls_sample_view_t *v) LS_HID
 void ls__sample_lock(void) LS_HIDDEN; /* fork */
 void ls__sample_unlock(void) LS_HIDDEN;
 void ls__sample_after_fork_child(void) LS_HIDDEN; /* a fresh random stream for the child */
+
+/* ---- mode sites (ls_sites.c; docs/DESIGN.md "Mode sites") -----------------------------------
+ * Exact per-site counters of every allocation (the kernel's /proc/allocinfo in user space).
+ * ls__sampling is 3 in mode sites (2 while the lazy control thread is wanted, as in mode sample:
+ * ls__sites_mode then tells which fast value to restore). Every block allocated while counting
+ * is on carries a 16-byte header just before the host's pointer p:
+ *   word0 = size (bits 0-39) | site id (bits 40-59) | la (bits 60-63)
+ *   word1 = word0 ^ p ^ ls__sites.secret
+ * la = 0: the real block starts at p - 16; la = 1..15: it starts at p - 2^(la + 4) (aligned
+ * allocations with an alignment above 16). A free reads p - 16 (always mapped: glibc's chunk
+ * header sits there for a block that is not ours) and believes word1 only if it matches; a
+ * false match needs the program to guess the 64-bit random secret.
+ */
+#define LS_SITE_SIZE_BITS 40
+#define LS_SITE_SIZE_MASK ((1ull << LS_SITE_SIZE_BITS) - 1)
+#define LS_SITE_ID_BITS   20
+#define LS_SITES_MAX      (1u << LS_SITE_ID_BITS) /* ids 1..2^20-1; 0 = the overflow site */
+#define LS_SITE_HDR       16
+
+typedef struct ls_site_ctr {
+    int64_t live_bytes, live_blocks;
+    uint64_t allocs, bytes;
+} ls_site_ctr_t;
+
+typedef struct ls_sites_global {
+    uint64_t secret; /* header check (above) */
+    _Atomic int on;  /* counting enabled (sites_enabled, ls_sites_enable, sites_signal) */
+    int frames;      /* site_frames: 1 = the caller's return address */
+    bool mode;       /* mode sites: set before ls__sampling = 3 (release) */
+} ls_sites_global_t;
+extern ls_sites_global_t ls__sites LS_HIDDEN;
+
+/* Maps the tables, draws the secret, installs sites_signal, then sets ls__sampling = 3. Called
+ * by ls__init in mode sites just before READY. false: cannot count (no memory). */
+bool ls__sites_init(void) LS_HIDDEN;
+/* The calling thread's shard when it has none yet (maps or reuses one, registers it); NULL when
+ * the thread already folded its shard (exiting) or no memory: charge through ls__sites_charge. */
+ls_site_ctr_t *ls__sites_shard_slow(void) LS_HIDDEN;
+/* Charges (sign +1) or uncharges (-1) without a shard: atomic adds to the retired shard. */
+void ls__sites_charge_retired(uint32_t id, uint64_t size, int sign) LS_HIDDEN;
+/* Site id of key pc (site_frames = 1) on a miss of the thread's cache; fills the cache. */
+uint32_t ls__site_of_pc_slow(uintptr_t pc) LS_HIDDEN;
+struct ls_uw_frame;
+/* Site id of the site_frames innermost frames from f (site_frames > 1). */
+uint32_t ls__site_of_frames(const struct ls_uw_frame *f) LS_HIDDEN;
+/* Snapshots: the sum of every shard (ls_sites.c says how exact). */
+typedef struct ls_sites_view {
+    ls_fmt_site_t *recs;
+    size_t n, map_size;
+} ls_sites_view_t;
+void ls__sites_view_take(ls_sites_view_t *v) LS_HIDDEN;
+void ls__sites_view_free(ls_sites_view_t *v) LS_HIDDEN;
+void ls__sites_write(struct ls_fmt_writer *w, const ls_sites_view_t *v) LS_HIDDEN;
+void ls__sites_lock(void) LS_HIDDEN; /* fork */
+void ls__sites_unlock(void) LS_HIDDEN;
+void ls__sites_after_fork_child(void) LS_HIDDEN; /* folds the other threads' shards */
+/* Mode sample or sites sets ls__sampling; these tell them apart (after an acquire load != 0). */
+static inline bool ls__mode_sites(void)
+{
+    return ls__sites.mode;
+}
 
 /* ---- control channel (ls_control.c) ---------------------------------------------------------- */
 /* Starts the control thread (socket, snapshot signal, interval snapshots) if the options ask for

@@ -18,7 +18,8 @@
  * - one request per connection, served one at a time with a deadline: a silent or malformed
  *   peer costs at most that deadline and gets an error line, never a crash.
  *
- * Mode sample starts the thread lazily, at the first request. The mere existence of a second
+ * Modes sample and sites (ls__sampling 3 instead of 1, restored by the wake) start the thread
+ * lazily, at the first request. The mere existence of a second
  * thread takes glibc's malloc off its single-thread path for good (arena locks and atomic
  * fastbins on every call: ~5% of a single-threaded interpreter's time, more than the whole
  * profiler), and its stack and TCB cost RSS. So the socket listens from the start, with O_ASYNC:
@@ -418,25 +419,33 @@ static void snapshot_signal_handler(int sig)
 
 static bool start_thread(void);
 
+/* The dispatchers' value of ls__sampling when no request is pending: 1 in mode sample, 3 in mode
+ * sites (fixed before either is first stored). */
+static inline int fast_value(void)
+{
+    return ls__mode_sites() ? 3 : 1;
+}
+
 /* Stop signal outside a stop session (ls_stopworld.c), snapshot signal: async-signal-safe. */
 void ls__control_poke(void)
 {
     if (!atomic_load_explicit(&ctl.lazy, memory_order_relaxed)) return;
-    int one = 1;
-    atomic_compare_exchange_strong(&ls__sampling, &one, 2);
+    int fast = fast_value();
+    atomic_compare_exchange_strong(&ls__sampling, &fast, 2);
 }
 
 /* The dispatcher saw ls__sampling == 2 on an allocator call of the host. */
 void ls__control_wake(void)
 {
     int two = 2;
-    if (!atomic_compare_exchange_strong(&ls__sampling, &two, 1)) return; /* another thread won */
+    if (!atomic_compare_exchange_strong(&ls__sampling, &two, fast_value()))
+        return; /* another thread won */
     /* Inside the agent (its own libc calls) or before READY: leave it to a later call. */
     if (ls__tls.guard || atomic_load(&ls__g.state) != LS_STATE_READY ||
         !atomic_exchange(&ctl.lazy, false)) {
         if (ls__tls.guard) {
-            int one = 1;
-            atomic_compare_exchange_strong(&ls__sampling, &one, 2);
+            int fast = fast_value();
+            atomic_compare_exchange_strong(&ls__sampling, &fast, 2);
         }
         return;
     }
@@ -484,8 +493,8 @@ void ls__control_start(void)
             sigaction((int)o->snapshot_signal, &sa, NULL) < 0)
             ls__error("cannot use signal %ld for snapshots", o->snapshot_signal);
     }
-    if (atomic_load(&ls__sampling) == 1 && o->control_lazy && o->snapshot_interval <= 0 &&
-        (ctl.listen_fd < 0 || arm_async())) {
+    if (atomic_load(&ls__sampling) == fast_value() && o->control_lazy &&
+        o->snapshot_interval <= 0 && (ctl.listen_fd < 0 || arm_async())) {
         atomic_store(&ctl.lazy, true);
         goto out;
     }

@@ -67,6 +67,7 @@ static void fork_prepare(void)
     ls__spin_lock(&ls__g.check_lock);
     ls__modules_lock();
     ls__refs_lock_all();
+    ls__sites_lock(); /* before the depot: a new site is interned under the sites table lock */
     ls__depot_lock_all();
     ls__sample_lock();
     ls__mem_lock();
@@ -77,6 +78,7 @@ static void fork_parent(void)
     ls__mem_unlock();
     ls__sample_unlock();
     ls__depot_unlock_all();
+    ls__sites_unlock();
     ls__refs_unlock_all();
     ls__modules_unlock();
     ls__spin_unlock(&ls__g.check_lock);
@@ -86,6 +88,7 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     ls__mem_unlock();
+    ls__sites_after_fork_child();
     ls__sample_after_fork_child();
     ls__depot_after_fork_child();
     ls__refs_after_fork_child();
@@ -204,8 +207,8 @@ void ls__init(void)
 
     ls__options_parse(&ls__g.opt, find_options_env());
     ls_options_t *o = &ls__g.opt;
-    if (strcmp(o->mode, "full") && strcmp(o->mode, "sample")) {
-        ls__error("unknown mode '%s' (full or sample); using full", o->mode);
+    if (strcmp(o->mode, "full") && strcmp(o->mode, "sample") && strcmp(o->mode, "sites")) {
+        ls__error("unknown mode '%s' (full, sample or sites); using full", o->mode);
         strcpy(o->mode, "full");
     }
     if (o->max_frames < 1 || o->max_frames > LS_MAX_FRAMES_LIMIT) {
@@ -230,7 +233,8 @@ void ls__init(void)
         return;
     }
     ls__threads_init();
-    if (!strcmp(o->mode, "sample")) { /* few walks and stacks: tables that cost little memory */
+    bool production = !strcmp(o->mode, "sample") || !strcmp(o->mode, "sites");
+    if (production) { /* few walks and stacks: tables that cost little memory */
         ls__unwind_init_small();
         ls__depot_small();
     } else {
@@ -249,10 +253,16 @@ void ls__init(void)
         ls__tls.guard--;
         return;
     }
+    if (!strcmp(o->mode, "sites") && !ls__sites_init()) {
+        ls__log("cannot map the site tables; tracking disabled");
+        atomic_store(&ls__g.state, LS_STATE_DISABLED);
+        ls__tls.guard--;
+        return;
+    }
     if (o->verbose)
         ls__log("agent %s ready: mode=%s unwinder=%s max_frames=%zu", LS_VERSION, o->mode,
                 o->unwinder, ls__g.max_frames);
-    if (o->verbose && atomic_load(&ls__sampling))
+    if (o->verbose && atomic_load(&ls__sampling) && !ls__mode_sites())
         ls__log("sampling: one sample per %ld bytes allocated on average (seed %ld)",
                 o->sample_rate, o->sample_seed);
     atomic_store(&ls__g.state, LS_STATE_READY);
@@ -310,6 +320,25 @@ static void print_sample_summary(const ls_check_result_t *res, const char *path)
     ls__log("details: leakscope report %s", path);
 }
 
+/* Mode sites: the totals of the counters. */
+static void print_sites_summary(const char *path)
+{
+    ls_sites_view_t v;
+    ls__sites_view_take(&v);
+    int64_t bytes = 0, blocks = 0;
+    uint64_t allocs = 0;
+    for (size_t i = 0; i < v.n; i++) {
+        bytes += v.recs[i].live_bytes;
+        blocks += v.recs[i].live_blocks;
+        allocs += v.recs[i].allocs;
+    }
+    size_t n = v.n;
+    ls__sites_view_free(&v);
+    ls__log("sites: %lld bytes live in %lld blocks, %llu allocations counted, %zu sites",
+            (long long)bytes, (long long)blocks, (unsigned long long)allocs, n);
+    ls__log("details: leakscope sites %s", path);
+}
+
 static bool ls__control_thread_dormant;
 
 /* Is this the only thread of the process (the dormant control thread aside)?
@@ -360,8 +389,10 @@ void ls__at_exit(int reason, int status, int signo, const ls_exit_state_t *st)
     if (reason == LS_REASON_EXIT && atomic_load(&ls__g.have_exit_status))
         status = ls__g.exit_status;
     uint64_t t0 = ls__now_ns();
-    /* Mode sample has no leak check: nothing to free for it, no reachability scan. */
+    /* Modes sample and sites have no leak check: nothing to free for them, no reachability
+     * scan. Mode sites has no live blocks to collect either: its snapshot sums the counters. */
     bool sampling = atomic_load(&ls__sampling);
+    bool sites = sampling && ls__mode_sites();
     bool leak_check = ls__g.opt.leak_check && !sampling;
     if (reason == LS_REASON_EXIT && ls__at_exit_allows_freeres && ls__g.opt.freeres && leak_check) {
         ls__tls.guard--; /* what freeres frees must leave the bitmap */
@@ -380,7 +411,8 @@ void ls__at_exit(int reason, int status, int signo, const ls_exit_state_t *st)
     }
     ls_check_result_t res;
     ls__tls.refs_last.valid = 0;
-    if (ls__check_run(&res, leak_check, st) == 0) {
+    if (sites) memset(&res, 0, sizeof(res));
+    if (sites || ls__check_run(&res, leak_check, st) == 0) {
         char path[4096];
         ls__output_path(path, sizeof(path), NULL);
         uint64_t t2 = ls__now_ns();
@@ -390,6 +422,8 @@ void ls__at_exit(int reason, int status, int signo, const ls_exit_state_t *st)
             ls__error("cannot write snapshot %s: %s", path, strerror(werr));
         else if (ls__g.opt.summary && res.checked)
             print_summary(&res, path);
+        else if (ls__g.opt.summary && sites)
+            print_sites_summary(path);
         else if (ls__g.opt.summary && sampling)
             print_sample_summary(&res, path);
         if (ls__g.opt.verbose)
@@ -576,7 +610,8 @@ LS_EXPORT long ls_agent_leak_check(const char *snapshot_path)
         /* Only sampled blocks are tracked: reachability among them means nothing. */
         static _Atomic int said;
         if (!atomic_exchange(&said, 1))
-            ls__error("ls_leak_check: no leak check in mode sample (use ls_snapshot_write)");
+            ls__error("ls_leak_check: no leak check in mode %s (use ls_snapshot_write)",
+                      ls__g.opt.mode);
         return -1;
     }
     static _Atomic unsigned seq;

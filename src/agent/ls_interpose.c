@@ -12,6 +12,10 @@
  * costs a thread-local countdown and the real call, nothing else: no trailer, no bit, no stack.
  * A free tests its page's count of sampled blocks (ls_agent.h) and counts nothing.
  *
+ * Mode sites (ls_sites.c) counts every allocation at its site: a 16-byte header before the block
+ * (ls_agent.h) names the site, a free checks it and uncharges the site - plain adds to the
+ * calling thread's counter shard, no atomic, no lock, no stack walk (see "mode sites").
+ *
  * Bootstrap: the first malloc of the process (often from ld.so, before our constructor) starts
  * the agent, which asks dlsym for the real functions; dlsym itself may call calloc. Such calls
  * are served from a static buffer that is never reused; frees into it are ignored.
@@ -235,9 +239,10 @@ size_t ls__defer_end(void)
  * which needs no frame at all. The target is entered by a jump, so it sees the program's return
  * address and frame as its own caller's, exactly as if the program had called it.
  * ls__sampling is 0 until init has finished (whatever the mode), so every call made before
- * takes the mode full path, which handles bootstrap. Only 1 goes to mode sample: 2 (the control
- * thread is wanted) takes the other branch, whose first test sends it on to ls__control_wake and
- * then to mode sample, so the request costs the common path nothing.
+ * takes the mode full path, which handles bootstrap. Only 1 goes to mode sample and 3 to mode
+ * sites (tested second: mode sample's path stays two instructions): 2 (the control thread is
+ * wanted) takes the last branch, whose first test sends it on to ls__control_wake and then to
+ * the mode's function, so the request costs the common path nothing.
  */
 #define LS_DISPATCH(name)                                                                          \
     __asm__(".text\n"                                                                              \
@@ -247,6 +252,8 @@ size_t ls__defer_end(void)
             "  .cfi_startproc\n"                                                                   \
             "  cmpl $1, ls__sampling(%rip)\n"                                                      \
             "  je ls__" #name "_sample\n"                                                          \
+            "  cmpl $3, ls__sampling(%rip)\n"                                                      \
+            "  je ls__" #name "_sites\n"                                                           \
             "  jmp ls__" #name "_full\n"                                                           \
             "  .cfi_endproc\n"                                                                     \
             ".size " #name ", .-" #name "\n")
@@ -265,17 +272,21 @@ LS_DISPATCHED void *ls__calloc_full(size_t n, size_t size);
 LS_DISPATCHED void *ls__calloc_sample(size_t n, size_t size);
 LS_DISPATCHED void *ls__realloc_full(void *p, size_t size);
 LS_DISPATCHED void *ls__realloc_sample(void *p, size_t size);
+LS_DISPATCHED void *ls__malloc_sites(size_t size);
+LS_DISPATCHED void ls__free_sites(void *p);
+LS_DISPATCHED void *ls__calloc_sites(size_t n, size_t size);
+LS_DISPATCHED void *ls__realloc_sites(void *p, size_t size);
 
 /* The dispatcher's other branch in mode sample: the control thread is wanted. */
 static LS_COLD __attribute__((noinline)) void wake_control(void)
 {
     ls__control_wake();
 }
-#define LS_WAKE_OR(call)                                                                           \
+#define LS_WAKE_OR(call, sites_call)                                                               \
     do {                                                                                           \
         if (LS_UNLIKELY(atomic_load_explicit(&ls__sampling, memory_order_relaxed) == 2)) {         \
             wake_control();                                                                        \
-            return call;                                                                           \
+            return ls__mode_sites() ? sites_call : call;                                           \
         }                                                                                          \
     } while (0)
 
@@ -393,7 +404,7 @@ void *ls__malloc_sample(size_t size)
 
 void *ls__malloc_full(size_t size)
 {
-    LS_WAKE_OR(ls__malloc_sample(size));
+    LS_WAKE_OR(ls__malloc_sample(size), ls__malloc_sites(size));
     if (!fast_ok() && !untracked_prepare()) return malloc_untracked(size);
     if (!size_ok(size)) return NULL;
     ls_uw_frame_t f;
@@ -420,7 +431,10 @@ void ls__free_full(void *p)
 {
     if (LS_UNLIKELY(atomic_load_explicit(&ls__sampling, memory_order_relaxed) == 2)) {
         wake_control();
-        ls__free_sample(p);
+        if (ls__mode_sites())
+            ls__free_sites(p);
+        else
+            ls__free_sample(p);
         return;
     }
     if (!p) return;
@@ -483,7 +497,7 @@ void *ls__calloc_sample(size_t n, size_t size)
 
 void *ls__calloc_full(size_t n, size_t size)
 {
-    LS_WAKE_OR(ls__calloc_sample(n, size));
+    LS_WAKE_OR(ls__calloc_sample(n, size), ls__calloc_sites(n, size));
     size_t total;
     if (__builtin_mul_overflow(n, size, &total) || !size_ok(total)) {
         errno = ENOMEM;
@@ -589,7 +603,7 @@ void *ls__realloc_sample(void *p, size_t size)
 
 void *ls__realloc_full(void *p, size_t size)
 {
-    LS_WAKE_OR(ls__realloc_sample(p, size));
+    LS_WAKE_OR(ls__realloc_sample(p, size), ls__realloc_sites(p, size));
     if (LS_UNLIKELY(p && is_boot(p))) return realloc_from_boot(p, size);
     if (!fast_ok() && !untracked_prepare()) return realloc_untracked(p, size);
     if (!size_ok(size)) return NULL;
@@ -601,6 +615,210 @@ void *ls__realloc_full(void *p, size_t size)
     return q;
 }
 
+/* ---- mode sites ---------------------------------------------------------------------------
+ * The header (ls_agent.h) and the counters (ls_sites.c). A call is counted when counting is on
+ * and the agent is not busy on this thread (its own allocations stay plain); an uncounted block
+ * gets no header, so its free, whenever it comes, finds none and changes no counter. A counted
+ * block is uncharged at its own site whenever it is freed, counting on or off. The site of a call
+ * is computed in the interposer itself (SITE_HERE): the return address is the program's.
+ */
+static inline bool sites_counting(size_t size)
+{
+    return LS_LIKELY(atomic_load_explicit(&ls__sites.on, memory_order_relaxed) && !ls__tls.guard &&
+                     size <= LS_SITE_SIZE_MASK);
+}
+
+static inline uint32_t site_of_pc(uintptr_t pc)
+{
+    size_t c = (size_t)(pc ^ (pc >> 8)) & (LS_SITE_CACHE - 1);
+    if (LS_LIKELY(ls__tls.site_cache[c].key == pc)) return ls__tls.site_cache[c].id;
+    return ls__site_of_pc_slow(pc);
+}
+
+/* The site of the interposer's caller (a macro: it must run in the interposer's own frame). */
+#define SITE_HERE(id)                                                                              \
+    do {                                                                                           \
+        if (LS_LIKELY(ls__sites.frames == 1)) {                                                    \
+            (id) = site_of_pc((uintptr_t)__builtin_return_address(0));                             \
+        } else {                                                                                   \
+            ls_uw_frame_t site_f_;                                                                 \
+            LS_UW_CALLER_FRAME(&site_f_);                                                          \
+            (id) = ls__site_of_frames(&site_f_);                                                   \
+        }                                                                                          \
+    } while (0)
+
+static inline void site_add(uint32_t id, uint64_t size, int sign)
+{
+    ls_site_ctr_t *sh = ls__tls.sites_shard;
+    if (LS_UNLIKELY(!sh) && !(sh = ls__sites_shard_slow())) {
+        ls__sites_charge_retired(id, size, sign);
+        return;
+    }
+    ls_site_ctr_t *c = &sh[id];
+    if (sign > 0) {
+        c->live_bytes += (int64_t)size;
+        c->live_blocks++;
+        c->allocs++;
+        c->bytes += size;
+    } else {
+        c->live_bytes -= (int64_t)size;
+        c->live_blocks--;
+    }
+}
+
+static inline uint64_t site_word1(uint64_t w0, const void *p)
+{
+    return w0 ^ (uintptr_t)p ^ ls__sites.secret;
+}
+
+/* Writes the header of the counted block p and charges its site; returns p. */
+static inline void *site_mark(void *p, size_t size, uint32_t id, unsigned la)
+{
+    uint64_t w0 = (uint64_t)size | (uint64_t)id << LS_SITE_SIZE_BITS | (uint64_t)la << 60;
+    uint64_t *h = (uint64_t *)p - 2;
+    h[0] = w0;
+    h[1] = site_word1(w0, p);
+    site_add(id, size, 1);
+    return p;
+}
+
+/* Is p a counted block? Reads the 16 bytes before it (mapped for any heap pointer). */
+static inline bool site_ours(const void *p, uint64_t *w0)
+{
+    const uint64_t *h = (const uint64_t *)p - 2;
+    uint64_t a = h[0];
+    *w0 = a;
+    return LS_UNLIKELY(h[1] == site_word1(a, p));
+}
+
+static inline void site_uncharge(uint64_t w0)
+{
+    site_add((uint32_t)(w0 >> LS_SITE_SIZE_BITS) & (LS_SITES_MAX - 1), w0 & LS_SITE_SIZE_MASK, -1);
+}
+
+/* The real allocator's block behind the counted block p. */
+static inline void *site_base(void *p, uint64_t w0)
+{
+    unsigned la = (unsigned)(w0 >> 60);
+    return (char *)p - (la ? (size_t)1 << (la + 4) : LS_SITE_HDR);
+}
+
+void *ls__malloc_sites(size_t size)
+{
+    if (LS_UNLIKELY(!sites_counting(size))) return ls__real.malloc(size);
+    uint32_t id;
+    SITE_HERE(id);
+    char *q = ls__real.malloc(size + LS_SITE_HDR);
+    if (LS_UNLIKELY(!q)) return NULL;
+    return site_mark(q + LS_SITE_HDR, size, id, 0);
+}
+
+/* No guard test: a counted block is uncharged whoever frees it. free(NULL) and the bootstrap
+ * buffer are settled first (nothing may be read before NULL; a bootstrap block is never freed). */
+void ls__free_sites(void *p)
+{
+    uint64_t w0;
+    if (LS_UNLIKELY(!p || is_boot(p))) return;
+    if (LS_LIKELY(!site_ours(p, &w0))) {
+        ls__real.free(p);
+        return;
+    }
+    site_uncharge(w0);
+    ls__real.free(site_base(p, w0));
+}
+
+void *ls__calloc_sites(size_t n, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (LS_UNLIKELY(!sites_counting(total))) return ls__real.calloc(n, size);
+    uint32_t id;
+    SITE_HERE(id);
+    char *q = ls__real.calloc(1, total + LS_SITE_HDR);
+    if (LS_UNLIKELY(!q)) return NULL;
+    return site_mark(q + LS_SITE_HDR, total, id, 0);
+}
+
+/*
+ * realloc = a free of the old block at its own site + an allocation at the caller (count: the
+ * new block is counted, at site id). A counted block is resized in place by the real realloc
+ * (header and all) unless the new one is not to be counted or the old one is over-aligned: then
+ * by hand. An uncounted block that is to be counted is moved by hand too (it needs a header).
+ * realloc(p, 0) frees, like glibc's.
+ */
+static LS_COLD void *sites_realloc_slow(void *p, size_t size, uint32_t id, bool count, bool ours,
+                                        uint64_t w0)
+{
+    size_t old = ours ? (size_t)(w0 & LS_SITE_SIZE_MASK) : ls__real.malloc_usable_size(p);
+    if (size == 0) {
+        if (ours) site_uncharge(w0);
+        ls__real.free(ours ? site_base(p, w0) : p);
+        return NULL;
+    }
+    char *q = ls__real.malloc(size + (count ? LS_SITE_HDR : 0));
+    if (!q) return NULL; /* the old block is untouched, still charged if it was */
+    if (count) q += LS_SITE_HDR;
+    memcpy(q, p, old < size ? old : size);
+    if (ours) site_uncharge(w0);
+    ls__real.free(ours ? site_base(p, w0) : p);
+    return count ? site_mark(q, size, id, 0) : q;
+}
+
+static inline void *sites_realloc(void *p, size_t size, uint32_t id, bool count)
+{
+    uint64_t w0 = 0;
+    if (!p) {
+        if (!count) return ls__real.malloc(size);
+        char *q = ls__real.malloc(size + LS_SITE_HDR);
+        return q ? site_mark(q + LS_SITE_HDR, size, id, 0) : NULL;
+    }
+    if (LS_UNLIKELY(is_boot(p))) return realloc_from_boot(p, size);
+    bool ours = site_ours(p, &w0);
+    if (!ours && !count) return ls__real.realloc(p, size);
+    if (!ours || !count || size == 0 || (w0 >> 60))
+        return sites_realloc_slow(p, size, id, count, ours, w0);
+    char *q = ls__real.realloc((char *)p - LS_SITE_HDR, size + LS_SITE_HDR);
+    if (!q) return NULL; /* the old block is untouched, still charged */
+    site_uncharge(w0);
+    return site_mark(q + LS_SITE_HDR, size, id, 0);
+}
+
+void *ls__realloc_sites(void *p, size_t size)
+{
+    bool count = sites_counting(size);
+    uint32_t id = 0;
+    if (count) SITE_HERE(id);
+    return sites_realloc(p, size, id, count);
+}
+
+/* memalign & co. Alignments up to 16 are malloc's own; larger ones (up to 2^19) put the block
+ * `align` bytes into a real block of size + align, the header just before it (la in word0 lets a
+ * free find the real block). An alignment that is not a power of two, or a larger one, is the
+ * real allocator's business: such a block stays uncounted. */
+#define LS_SITE_ALIGN_MAX ((size_t)1 << 19)
+static inline bool pow2(size_t x);
+
+static void *sites_aligned(size_t align, size_t size, uint32_t id)
+{
+    if (align <= 16) {
+        char *q = ls__real.malloc(size + LS_SITE_HDR);
+        return q ? site_mark(q + LS_SITE_HDR, size, id, 0) : NULL;
+    }
+    if (size > SIZE_MAX - align) return NULL;
+    char *q = ls__real.memalign(align, size + align);
+    if (!q) return NULL;
+    unsigned la = (unsigned)__builtin_ctzl(align) - 4;
+    return site_mark(q + align, size, id, la);
+}
+
+static inline bool sites_align_ok(size_t align, size_t size)
+{
+    return pow2(align) && align <= LS_SITE_ALIGN_MAX && sites_counting(size);
+}
+
 LS_EXPORT void *reallocarray(void *p, size_t n, size_t size)
 {
     size_t total;
@@ -610,6 +828,12 @@ LS_EXPORT void *reallocarray(void *p, size_t n, size_t size)
     }
     if (LS_UNLIKELY(p && is_boot(p))) return realloc_from_boot(p, total);
     if (sampling()) {
+        if (ls__mode_sites()) {
+            bool count = sites_counting(total);
+            uint32_t id = 0;
+            if (count) SITE_HERE(id);
+            return sites_realloc(p, total, id, count);
+        }
         bool hit = total && sample_hit(total);
         if (LS_LIKELY(!hit && (!p || !ls__sample_page_maybe((uintptr_t)p))))
             return ls__real.realloc(p, total);
@@ -635,6 +859,15 @@ LS_EXPORT int posix_memalign(void **out, size_t align, size_t size)
 {
     if (align % sizeof(void *) || !pow2(align / sizeof(void *))) return EINVAL;
     if (sampling()) {
+        if (ls__mode_sites()) {
+            if (!sites_align_ok(align, size)) return ls__real.posix_memalign(out, align, size);
+            uint32_t id;
+            SITE_HERE(id);
+            void *p = sites_aligned(align, size, id);
+            if (!p) return ENOMEM;
+            *out = p;
+            return 0;
+        }
         if (LS_LIKELY(!sample_hit(size))) return ls__real.posix_memalign(out, align, size);
         if (size > LS_SIZE_MASK) return ENOMEM;
         ls_uw_frame_t f;
@@ -667,6 +900,14 @@ LS_EXPORT int posix_memalign(void **out, size_t align, size_t size)
 LS_EXPORT void *aligned_alloc(size_t align, size_t size)
 {
     if (sampling()) {
+        if (ls__mode_sites()) {
+            if (!sites_align_ok(align, size)) return ls__real.aligned_alloc(align, size);
+            uint32_t id;
+            SITE_HERE(id);
+            void *p = sites_aligned(align, size, id);
+            if (!p) errno = ENOMEM;
+            return p;
+        }
         if (LS_LIKELY(!sample_hit(size))) return ls__real.aligned_alloc(align, size);
         ls_uw_frame_t f;
         LS_UW_CALLER_FRAME(&f);
@@ -689,6 +930,14 @@ LS_EXPORT void *aligned_alloc(size_t align, size_t size)
 LS_EXPORT void *memalign(size_t align, size_t size)
 {
     if (sampling()) {
+        if (ls__mode_sites()) {
+            if (!sites_align_ok(align, size)) return ls__real.memalign(align, size);
+            uint32_t id;
+            SITE_HERE(id);
+            void *p = sites_aligned(align, size, id);
+            if (!p) errno = ENOMEM;
+            return p;
+        }
         if (LS_LIKELY(!sample_hit(size))) return ls__real.memalign(align, size);
         ls_uw_frame_t f;
         LS_UW_CALLER_FRAME(&f);
@@ -719,6 +968,14 @@ static inline void *page_aligned(size_t size, const ls_uw_frame_t *f)
 LS_EXPORT void *valloc(size_t size)
 {
     if (sampling()) {
+        if (ls__mode_sites()) {
+            if (!sites_align_ok(LS_PAGE, size)) return ls__real.memalign(LS_PAGE, size);
+            uint32_t id;
+            SITE_HERE(id);
+            void *p = sites_aligned(LS_PAGE, size, id);
+            if (!p) errno = ENOMEM;
+            return p;
+        }
         if (LS_LIKELY(!sample_hit(size))) return ls__real.memalign(LS_PAGE, size);
         ls_uw_frame_t f;
         LS_UW_CALLER_FRAME(&f);
@@ -745,6 +1002,14 @@ LS_EXPORT void *pvalloc(size_t size)
             errno = ENOMEM;
             return NULL;
         }
+        if (ls__mode_sites()) {
+            if (!sites_align_ok(LS_PAGE, rounded)) return ls__real.memalign(LS_PAGE, rounded);
+            uint32_t id;
+            SITE_HERE(id);
+            void *p = sites_aligned(LS_PAGE, rounded, id);
+            if (!p) errno = ENOMEM;
+            return p;
+        }
         if (LS_LIKELY(!sample_hit(rounded))) return ls__real.memalign(LS_PAGE, rounded);
         ls_uw_frame_t f;
         LS_UW_CALLER_FRAME(&f);
@@ -768,6 +1033,11 @@ LS_EXPORT size_t malloc_usable_size(void *p)
     if (!p) return 0;
     if (is_boot(p)) return boot_size(p);
     if (!ls__real.malloc_usable_size) return 0;
+    uint64_t w0;
+    if (ls__mode_sites() && site_ours(p, &w0)) {
+        void *b = site_base(p, w0);
+        return ls__real.malloc_usable_size(b) - (size_t)((char *)p - (char *)b);
+    }
     size_t u = ls__real.malloc_usable_size(p);
     return ls__bm_test((uintptr_t)p) ? u - LS_TRAILER : u;
 }

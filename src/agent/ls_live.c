@@ -254,9 +254,12 @@ static int live_snapshot(const char *path, const char *trigger, bool leak_check,
         return -1;
     }
     if (leak_check && atomic_load(&ls__sampling)) {
-        snprintf(info->error, sizeof(info->error), "no leak check in mode sample");
+        snprintf(info->error, sizeof(info->error), "no leak check in mode %.16s", ls__g.opt.mode);
         return -1;
     }
+    /* Mode sites has no blocks to collect: the snapshot sums the counters as they are, without
+     * parking anyone (ls_sites.c says how exact that is). */
+    bool sites = atomic_load(&ls__sampling) && ls__mode_sites();
     char buf[4096];
     if (!path) {
         ls__snapshot_path(buf, sizeof(buf), ls__g.opt.snapshot_output,
@@ -264,7 +267,8 @@ static int live_snapshot(const char *path, const char *trigger, bool leak_check,
         path = buf;
     }
     ls_check_result_t res;
-    int rc = leak_check ? ls__check_run(&res, true, NULL) : ls__live_collect(&res);
+    memset(&res, 0, sizeof(res));
+    int rc = sites ? 0 : leak_check ? ls__check_run(&res, true, NULL) : ls__live_collect(&res);
     if (rc) {
         snprintf(info->error, sizeof(info->error), "cannot collect the live blocks");
         return -1;

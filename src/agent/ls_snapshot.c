@@ -2,7 +2,8 @@
  * ls_snapshot.c - writes what the agent knows as a snapshot file (layout: ls_format.h):
  * META, MODULES, the STACKS that live blocks, the sample table and the reference counts use,
  * BLOCKS with their classification, SAMPLE_ALLOCS in mode sample (BLOCKS then holds the live
- * sampled blocks, unclassified), the REF_* chunks when objects were registered, STATS.
+ * sampled blocks, unclassified), SITES instead of BLOCKS in mode sites, the REF_* chunks when
+ * objects were registered, STATS.
  * Written to PATH.tmp.PID and renamed, so a reader sees the whole file or nothing.
  */
 #define _GNU_SOURCE
@@ -122,6 +123,8 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
      * copy even when the snapshot itself goes nowhere. */
     ls_refs_view_t *rv = ls__refs_view_take();
     bool sampling = atomic_load(&ls__sampling);
+    bool sites = sampling && ls__mode_sites();
+    if (sites) sampling = false; /* the sample table exists only in mode sample */
     bool special = stat(path, &st) == 0 && !S_ISREG(st.st_mode);
     if (special && S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)) {
         ls__refs_view_free(rv);
@@ -147,7 +150,9 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
     size_t nref = rv ? ls__refs_stack_ids(rv, NULL, 0) : 0; /* stack ids the refs name */
     ls_sample_view_t sv = {0};
     if (sampling) ls__sample_view_take(&sv);
-    size_t nall = n + nref + sv.n;
+    ls_sites_view_t tv = {0};
+    if (sites) ls__sites_view_take(&tv);
+    size_t nall = n + nref + sv.n + tv.n;
     size_t scratch_bytes = (1u << 20) + nall * 8 + 65536 * 4 + 64 * 3;
     char *scratch = ls__map(scratch_bytes);
     if (!scratch) {
@@ -155,6 +160,7 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
         unlink(tmp_path);
         ls__refs_view_free(rv);
         ls__sample_view_free(&sv);
+        ls__sites_view_free(&tv);
         return ENOMEM;
     }
     char *wbuf = scratch;
@@ -191,6 +197,10 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
     ls_fmt_put_u64(&w, LS_META_MAX_FRAMES, ls__g.max_frames);
     if (ls__g.opt.refs[0]) ls_fmt_put_str(&w, LS_META_REFS, ls__g.opt.refs);
     if (sampling) ls_fmt_put_u64(&w, LS_META_SAMPLE_RATE, (uint64_t)ls__g.opt.sample_rate);
+    if (sites) {
+        ls_fmt_put_u64(&w, LS_META_SITE_FRAMES, (uint64_t)ls__sites.frames);
+        ls_fmt_put_u64(&w, LS_META_SITES_ENABLED, (uint64_t)atomic_load(&ls__sites.on));
+    }
     ls_fmt_chunk_end(&w, 0);
 
     ls__modules_lock();
@@ -201,6 +211,7 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
     for (size_t i = 0; i < n; i++) ids[i] = res->blocks[i].stack;
     if (rv) ls__refs_stack_ids(rv, ids + n, nref);
     for (size_t i = 0; i < sv.n; i++) ids[n + nref + i] = sv.recs[i].stack;
+    for (size_t i = 0; i < tv.n; i++) ids[n + nref + sv.n + i] = tv.recs[i].stack;
     size_t nids = nall ? unique_ids(ids, tmp, nall, count) : 0;
     ls_fmt_chunk_begin(&w, LS_CHUNK_STACKS);
     for (size_t i = 0; i < nids; i++) {
@@ -212,8 +223,8 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
     }
     ls_fmt_chunk_end(&w, (uint32_t)nids);
 
-    uint64_t live_bytes = 0;
-    ls_fmt_chunk_begin(&w, LS_CHUNK_BLOCKS);
+    uint64_t live_bytes = 0, live_blocks = n;
+    if (!sites) ls_fmt_chunk_begin(&w, LS_CHUNK_BLOCKS);
     for (size_t i = 0; i < n; i++) {
         const ls_block_t *b = &res->blocks[i];
         ls_fmt_block_t rec;
@@ -228,15 +239,23 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
         live_bytes += rec.size;
         ls_fmt_put(&w, &rec, sizeof(rec));
     }
-    ls_fmt_chunk_end(&w, (uint32_t)n);
+    if (!sites) ls_fmt_chunk_end(&w, (uint32_t)n);
 
     if (sampling) ls__sample_write(&w, &sv);
+    if (sites) {
+        ls__sites_write(&w, &tv);
+        for (size_t i = 0; i < tv.n; i++) {
+            live_bytes += (uint64_t)tv.recs[i].live_bytes;
+            live_blocks += (uint64_t)tv.recs[i].live_blocks;
+        }
+    }
     if (rv) ls__refs_write(&w, rv);
 
     ls_fmt_chunk_begin(&w, LS_CHUNK_STATS);
     /* mode sample does not count frees of unsampled blocks (ls_interpose.c: free) */
-    if (!sampling) ls_fmt_put_u64(&w, LS_STAT_UNKNOWN_FREES, atomic_load(&ls__g.unknown_frees));
-    ls_fmt_put_u64(&w, LS_STAT_LIVE_BLOCKS, n);
+    if (!sampling && !sites)
+        ls_fmt_put_u64(&w, LS_STAT_UNKNOWN_FREES, atomic_load(&ls__g.unknown_frees));
+    ls_fmt_put_u64(&w, LS_STAT_LIVE_BLOCKS, live_blocks);
     ls_fmt_put_u64(&w, LS_STAT_LIVE_BYTES, live_bytes);
     ls_fmt_put_u64(&w, LS_STAT_STACKS, ls__depot_count());
     ls_fmt_put_u64(&w, LS_STAT_AGENT_BYTES, atomic_load(&ls__g.agent_bytes));
@@ -254,6 +273,7 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
     ls__unmap(scratch, scratch_bytes);
     ls__refs_view_free(rv);
     ls__sample_view_free(&sv);
+    ls__sites_view_free(&tv);
     if (close(fd) < 0 && !err) err = errno;
     if (!err && special) {
         err = copy_into(tmp_path, path);

@@ -37,4 +37,9 @@ int ls_cmd_suspects(int argc, char **argv);
  * OLD. 0 / 1 / 2. */
 int ls_cmd_diff(int argc, char **argv);
 
+/* leakscope sites SNAPSHOT [--format text|json] [--sort bytes|calls|allocs|alloc-bytes]
+ * [--top N] [--site-frames N] [-o OUT] (ls_cmd_sites.c, view in ls_sites.h): live bytes and
+ * blocks per allocation site, /proc/allocinfo's shape. 0 / 1 / 2. */
+int ls_cmd_sites(int argc, char **argv);
+
 #endif

@@ -5,14 +5,18 @@
  * pprof writes NEW minus OLD as one pprof profile (ls_pprof.h), negative values included.
  *
  * Owns only the command line. The two snapshots may come from one process or from two runs:
- * rows are matched by symbolized frames (ls_agg.h keys), never by address or stack id. Exit
- * status: 0 written, 1 unreadable or corrupt input or output failure, 2 usage error.
+ * rows are matched by symbolized frames (ls_agg.h keys), never by address or stack id. When
+ * either snapshot holds site counters (mode sites), both are compared as site views instead
+ * (ls_sites.h: a full or sample snapshot takes part through its derived view), matched by
+ * module path + offset of the site's frames. Exit status: 0 written, 1 unreadable or corrupt
+ * input or output failure, 2 usage error.
  */
 #include "ls_cli.h"
 #include "ls_output.h"
 #include "ls_pprof.h"
 #include "ls_profile.h"
 #include "ls_series.h"
+#include "ls_sites.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -111,6 +115,89 @@ done:
     return status;
 }
 
+static bool has_counters(const ls_snapshot_t *s)
+{
+    return s->has_sites || (s->mode && strcmp(s->mode, "sites") == 0);
+}
+
+/* Mode sites: NEW minus OLD per site. Loads both; *handled = false (and nothing printed) when
+ * neither holds site counters, so the caller goes on with the per-stack diff. */
+static int diff_sites(const char *old_path, const char *new_path, const char *unsupported, int json,
+                      uint64_t top, const char *output, bool *handled)
+{
+    const char *paths[2] = {old_path, new_path};
+    ls_snapshot_t snap[2];
+    ls_sites_t view[2];
+    ls_symbolizer_t *sym[2] = {NULL, NULL};
+    ls_sites_diff_t *d = NULL;
+    char err[4096];
+    int status = 1, loaded = 0, built = 0;
+    *handled = true;
+    for (; loaded < 2; loaded++) {
+        if (ls_snapshot_load(paths[loaded], &snap[loaded], err, sizeof(err))) {
+            fprintf(stderr, CMD ": %s\n", err);
+            goto done;
+        }
+    }
+    if (!has_counters(&snap[0]) && !has_counters(&snap[1])) {
+        *handled = false;
+        status = 0;
+        goto done;
+    }
+    if (unsupported) {
+        status =
+            ls_usage_error(CMD, "%s does not apply to site counters (mode sites)", unsupported);
+        goto done;
+    }
+    for (; built < 2; built++) {
+        if (ls_sites_build(&snap[built], 0, &view[built], err, sizeof(err))) {
+            fprintf(stderr, CMD ": %s: %s\n", paths[built], err);
+            goto done;
+        }
+    }
+    /* a site of N frames matches only a site of N frames: compare at the smaller depth */
+    if (view[0].site_frames != view[1].site_frames) {
+        unsigned f =
+            view[0].site_frames < view[1].site_frames ? view[0].site_frames : view[1].site_frames;
+        for (; built > 0; built--) ls_sites_free(&view[built - 1]);
+        for (; built < 2; built++) {
+            if (ls_sites_build(&snap[built], f, &view[built], err, sizeof(err))) {
+                fprintf(stderr, CMD ": %s: %s\n", paths[built], err);
+                goto done;
+            }
+        }
+    }
+    d = ls_sites_diff_build(&view[0], &view[1], err, sizeof(err));
+    for (int k = 0; d && k < 2; k++) {
+        sym[k] = ls_symbolizer_new(&snap[k], NULL);
+        if (!sym[k]) break;
+    }
+    if (!d || !sym[0] || !sym[1]) {
+        fprintf(stderr, CMD ": out of memory\n");
+        goto done;
+    }
+    ls_out_t out;
+    if (ls_out_open(&out, output, CMD)) goto done;
+    int ok = 1;
+    if (json) {
+        if (ls_sites_diff_write_json(d, old_path, new_path, sym[0], sym[1], (size_t)top, out.f)) {
+            fprintf(stderr, CMD ": cannot render JSON (out of memory or write error)\n");
+            ok = 0;
+        }
+    } else {
+        ls_sites_diff_write_text(d, old_path, new_path, sym[0], sym[1], (size_t)top, out.f);
+    }
+    if (ls_out_close(&out, output, ok, CMD) == 0) status = 0;
+done:
+    ls_sites_diff_free(d);
+    for (int k = 0; k < 2; k++) {
+        ls_symbolizer_free(sym[k]);
+        if (k < built) ls_sites_free(&view[k]);
+        if (k < loaded) ls_snapshot_free(&snap[k]);
+    }
+    return status;
+}
+
 int ls_cmd_diff(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -186,6 +273,16 @@ int ls_cmd_diff(int argc, char **argv)
     if (argc - optind < 2)
         return ls_usage_error(CMD, "needs two snapshot files, OLD and NEW (got %d)", argc - optind);
     if (argc - optind > 2) return ls_usage_error(CMD, "unexpected argument '%s'", argv[optind + 2]);
+    {
+        const char *unsupported = pprof                              ? "--format pprof"
+                                  : by_arg && strcmp(by_arg, "site") ? "--by stack"
+                                  : nskip                            ? "--site-skip"
+                                                                     : NULL;
+        bool handled;
+        int rc =
+            diff_sites(argv[optind], argv[optind + 1], unsupported, json, top, output, &handled);
+        if (handled) return rc;
+    }
     if (pprof && !output && isatty(STDOUT_FILENO))
         return ls_usage_error(CMD, "a pprof profile is binary: give -o FILE (or redirect)");
     if (pprof) return diff_pprof(argv[optind], argv[optind + 1], index, output);

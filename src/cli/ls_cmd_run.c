@@ -46,6 +46,7 @@ typedef struct run_opts {
     const char *unwinder;
     long max_frames;
     long sample_rate;   /* 0 = not given (the agent's default) */
+    long site_frames;   /* 0 = not given (the agent's default) */
     int error_exitcode; /* 0 = not given */
     int show_reachable;
     char extra[1536]; /* further agent options, ":key=value..." */
@@ -72,10 +73,12 @@ static void run_usage(FILE *f)
             "  --show-reachable       also list still-reachable blocks\n"
             "  --output SNAPSHOT      keep the snapshot file (a forked child: SNAPSHOT.PID)\n"
             "  --mode MODE            what the agent tracks: full (default: every block, leak\n"
-            "                         check) or sample (a Poisson sample of the allocated\n"
-            "                         bytes: a heap profile cheap enough for production)\n"
+            "                         check), sample (a Poisson sample of the allocated\n"
+            "                         bytes: a heap profile cheap enough for production) or\n"
+            "                         sites (exact counters per allocation site)\n"
             "  --sample-rate BYTES    mode sample: mean bytes allocated between two samples\n"
             "                         (1 to 2^40, default 524288)\n"
+            "  --site-frames N        mode sites: frames that make a site (1-16, default 1)\n"
             "  --max-frames N         deepest stack recorded (1-256, default 64)\n"
             "  --unwinder NAME        fast (default), libunwind or fp\n"
             "  --snapshot-signal SIG  write a live snapshot when the program gets SIG (USR2, 12)\n"
@@ -203,6 +206,7 @@ static char *build_options(const run_opts_t *o, const char *dir)
     if (o->unwinder) snprintf(unw, sizeof(unw), ":unwinder=%s", o->unwinder);
     char rate[64] = "";
     if (o->sample_rate) snprintf(rate, sizeof(rate), ":sample_rate=%ld", o->sample_rate);
+    if (o->site_frames) snprintf(rate, sizeof(rate), ":site_frames=%ld", o->site_frames);
     /* Later keys win in the agent's parser: ours come after the user's. */
     if (asprintf(&s, "%s%soutput=%s/%%p.lsnap:summary=0:mode=%s%s%s%s%s", user ? user : "",
                  user && *user ? ":" : "", dir, o->mode, frames, unw, rate, o->extra) < 0)
@@ -303,6 +307,13 @@ static long long render(const char *snap_path, const run_opts_t *o, const ls_sup
 {
     ls_snapshot_t snap;
     char err[1024];
+    if (!strcmp(o->mode, "sites")) {
+        /* No leak check, no blocks: the counters are the `sites` command's to show. */
+        (void)snap_path;
+        fprintf(stderr, "leakscope: mode sites: leakscope sites %s shows the counters\n",
+                o->output_path ? o->output_path : "FILE (keep it with --output FILE)");
+        return 0;
+    }
     if (ls_snapshot_load(snap_path, &snap, err, sizeof(err))) {
         fprintf(stderr, "leakscope: %s\n", err);
         return -1;
@@ -381,6 +392,7 @@ int ls_cmd_run(int argc, char **argv)
         {"output", required_argument, NULL, 'o'},
         {"mode", required_argument, NULL, 'm'},
         {"sample-rate", required_argument, NULL, 'X'},
+        {"site-frames", required_argument, NULL, 'N'},
         {"max-frames", required_argument, NULL, 'f'},
         {"unwinder", required_argument, NULL, 'u'},
         {"snapshot-signal", required_argument, NULL, 'S'},
@@ -410,8 +422,9 @@ int ls_cmd_run(int argc, char **argv)
             o.output_path = optarg;
             break;
         case 'm':
-            if (strcmp(optarg, "full") && strcmp(optarg, "sample")) {
-                fprintf(stderr, "leakscope run: --mode wants full or sample, not '%s'\n", optarg);
+            if (strcmp(optarg, "full") && strcmp(optarg, "sample") && strcmp(optarg, "sites")) {
+                fprintf(stderr, "leakscope run: --mode wants full, sample or sites, not '%s'\n",
+                        optarg);
                 return 2;
             }
             o.mode = optarg;
@@ -425,6 +438,13 @@ int ls_cmd_run(int argc, char **argv)
                 return 2;
             }
             o.sample_rate = v;
+            break;
+        case 'N':
+            if (parse_int(optarg, 1, 16, &v)) {
+                fprintf(stderr, "leakscope run: --site-frames wants 1-16, not '%s'\n", optarg);
+                return 2;
+            }
+            o.site_frames = v;
             break;
         case 'e':
             if (parse_int(optarg, 1, 255, &v)) {
@@ -501,6 +521,10 @@ int ls_cmd_run(int argc, char **argv)
     }
     if (o.sample_rate && strcmp(o.mode, "sample")) {
         fprintf(stderr, "leakscope run: --sample-rate needs --mode sample\n");
+        return 2;
+    }
+    if (o.site_frames && strcmp(o.mode, "sites")) {
+        fprintf(stderr, "leakscope run: --site-frames needs --mode sites\n");
         return 2;
     }
     if (o.refs[0] && add_option(&o, "refs", o.refs)) {

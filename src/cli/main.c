@@ -24,6 +24,9 @@ static void usage(FILE *f)
         "                                         snapshots over time, with a growth table\n"
         "  suspects DIR|SNAPSHOT...               sites whose live bytes keep growing\n"
         "  diff OLD NEW                           what grew and shrank between two snapshots\n"
+        "  sites SNAPSHOT [--format text|json] [--sort bytes|calls|allocs|alloc-bytes]\n"
+        "                [--top N] [-o OUT]       live bytes and blocks per allocation site\n"
+        "                                         (/proc/allocinfo's shape)\n"
         "  --version, --help\n"
         "See leakscope(1).\n");
 }
@@ -40,7 +43,7 @@ int main(int argc, char **argv)
     } cmds[] = {
         {"run", ls_cmd_run},           {"report", ls_cmd_report}, {"snapshot", ls_cmd_snapshot},
         {"mark", ls_cmd_mark},         {"ps", ls_cmd_ps},         {"watch", ls_cmd_watch},
-        {"suspects", ls_cmd_suspects}, {"diff", ls_cmd_diff},
+        {"suspects", ls_cmd_suspects}, {"diff", ls_cmd_diff},     {"sites", ls_cmd_sites},
     };
     for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
         if (strcmp(argv[1], cmds[i].name) == 0) return cmds[i].fn(argc - 1, argv + 1);

@@ -166,6 +166,15 @@ static int meta_item(ls_snapshot_t *s, const ls_fmt_item_t *it, const unsigned c
     case LS_META_SAMPLE_RATE:
         s->sample_rate = u;
         break;
+    case LS_META_SITE_FRAMES:
+        s->site_frames = u;
+        break;
+    case LS_META_SITES_ENABLED:
+        if (u > 1)
+            return fail(err, errlen, "meta sites_enabled is %llu (expected 0 or 1)",
+                        (unsigned long long)u);
+        s->sites_enabled = (int)u;
+        break;
     case LS_META_TRIGGER:
         str = &s->trigger;
         break;
@@ -508,9 +517,84 @@ static int check_sample(const ls_snapshot_t *s, uint64_t base, char *err, size_t
     return 0;
 }
 
+/* ---- mode sites (1.4) -------------------------------------------------------------------- */
+
+static int cmp_site_stack(const void *a, const void *b)
+{
+    const ls_fmt_site_t *x = *(const ls_fmt_site_t *const *)a;
+    const ls_fmt_site_t *y = *(const ls_fmt_site_t *const *)b;
+    if (x->stack != y->stack) return x->stack < y->stack ? -1 : 1;
+    return x < y ? -1 : x > y; /* file order among equals, for a stable message */
+}
+
+/* The counters of a site obey what the agent can do: a block is live only after it was counted
+ * as allocated, frees never take a counter below zero, and a live byte belongs to a live block.
+ * Anything else is corruption (or an agent bug), named with the record. */
+static int check_sites(const ls_snapshot_t *s, uint64_t base, char *err, size_t errlen)
+{
+    bool sites_mode = s->mode && strcmp(s->mode, "sites") == 0;
+    if (sites_mode && !s->has_sites)
+        return fail(err, errlen, "site counters (mode sites) without a SITES chunk");
+    if (sites_mode && s->site_frames == 0)
+        return fail(err, errlen, "site counters (mode sites) without meta site_frames");
+    if (s->site_frames > 16)
+        return fail(err, errlen, "meta site_frames is %llu (at most 16)",
+                    (unsigned long long)s->site_frames);
+    for (size_t i = 0; i < s->nsites; i++) {
+        const ls_fmt_site_t *r = &s->sites[i];
+        unsigned long long off = (unsigned long long)(base + i * sizeof(*r));
+        if (check_stack_ref(s, r->stack, "site", i, "stack", base + i * sizeof(*r), err, errlen))
+            return -1;
+        const ls_snap_stack_t *st = r->stack ? ls_snapshot_stack(s, r->stack) : NULL;
+        if (st && s->site_frames && st->nframes > s->site_frames)
+            return fail(err, errlen,
+                        "site %zu at offset %llu: stack %u has %u frames, more than site_frames "
+                        "%llu",
+                        i, off, r->stack, st->nframes, (unsigned long long)s->site_frames);
+        if (r->live_bytes < 0 || r->live_blocks < 0)
+            return fail(err, errlen,
+                        "site %zu at offset %llu (stack %u): negative live counters (%lld bytes, "
+                        "%lld blocks)",
+                        i, off, r->stack, (long long)r->live_bytes, (long long)r->live_blocks);
+        if ((uint64_t)r->live_blocks > r->allocs)
+            return fail(err, errlen,
+                        "site %zu at offset %llu (stack %u): %lld live blocks but only %llu "
+                        "allocations",
+                        i, off, r->stack, (long long)r->live_blocks, (unsigned long long)r->allocs);
+        if ((uint64_t)r->live_bytes > r->bytes)
+            return fail(err, errlen,
+                        "site %zu at offset %llu (stack %u): %lld live bytes but only %llu bytes "
+                        "allocated",
+                        i, off, r->stack, (long long)r->live_bytes, (unsigned long long)r->bytes);
+        if (r->live_blocks == 0 && r->live_bytes != 0)
+            return fail(err, errlen,
+                        "site %zu at offset %llu (stack %u): %lld live bytes in no live block", i,
+                        off, r->stack, (long long)r->live_bytes);
+        if (r->allocs == 0 && r->bytes != 0)
+            return fail(err, errlen,
+                        "site %zu at offset %llu (stack %u): %llu bytes allocated by no "
+                        "allocation",
+                        i, off, r->stack, (unsigned long long)r->bytes);
+    }
+    if (s->nsites < 2) return 0;
+    /* One record per site: two records of one stack would split (or double) its counters. */
+    const ls_fmt_site_t **by = malloc(s->nsites * sizeof(*by));
+    if (!by) return fail(err, errlen, "out of memory");
+    for (size_t i = 0; i < s->nsites; i++) by[i] = &s->sites[i];
+    qsort(by, s->nsites, sizeof(*by), cmp_site_stack);
+    int rc = 0;
+    for (size_t i = 1; i < s->nsites && !rc; i++)
+        if (by[i]->stack == by[i - 1]->stack)
+            rc = fail(err, errlen, "sites %zu and %zu both count stack %u",
+                      (size_t)(by[i - 1] - s->sites), (size_t)(by[i] - s->sites), by[i]->stack);
+    free(by);
+    return rc;
+}
+
 int ls_snapshot_parse(const void *data, size_t size, ls_snapshot_t *s, char *err, size_t errlen)
 {
     memset(s, 0, sizeof(*s));
+    s->sites_enabled = -1;
     const unsigned char *d = data;
     s->data = (unsigned char *)data;
     s->size = size;
@@ -532,9 +616,9 @@ int ls_snapshot_parse(const void *data, size_t size, ls_snapshot_t *s, char *err
 
     uint64_t off = fh.header_size;
     uint32_t nchunks = 0;
-    bool seen[LS_CHUNK_SAMPLE_ALLOCS + 1] = {false};
+    bool seen[LS_CHUNK_SITES + 1] = {false};
     ref_offsets_t ro = {0, 0, 0, 0};
-    uint64_t sample_allocs_off = 0;
+    uint64_t sample_allocs_off = 0, sites_off = 0;
     for (;;) {
         ls_fmt_chunk_header_t ch;
         if (size - off < sizeof(ch))
@@ -574,7 +658,7 @@ int ls_snapshot_parse(const void *data, size_t size, ls_snapshot_t *s, char *err
                         "chunk %u (type 0x%x) at offset %llu: checksum mismatch, "
                         "the file is corrupt",
                         nchunks, ch.type, (unsigned long long)(off - sizeof(ch)));
-        if (ch.type >= 1 && ch.type <= LS_CHUNK_SAMPLE_ALLOCS) {
+        if (ch.type >= 1 && ch.type <= LS_CHUNK_SITES) {
             if (seen[ch.type]) return fail(err, errlen, "chunk type %u appears twice", ch.type);
             seen[ch.type] = true;
         }
@@ -637,6 +721,13 @@ int ls_snapshot_parse(const void *data, size_t size, ls_snapshot_t *s, char *err
             s->nsample_allocs = rc ? 0 : ch.count;
             s->has_sample_allocs = true;
             break;
+        case LS_CHUNK_SITES:
+            sites_off = off;
+            rc = check_records(ch.size, ch.count, sizeof(ls_fmt_site_t), "sites", off, err, errlen);
+            s->sites = (const ls_fmt_site_t *)p;
+            s->nsites = rc ? 0 : ch.count;
+            s->has_sites = true;
+            break;
         default:
             break;
         }
@@ -658,6 +749,7 @@ int ls_snapshot_parse(const void *data, size_t size, ls_snapshot_t *s, char *err
     }
     for (unsigned t = LS_CHUNK_REF_TYPES; t <= LS_CHUNK_REF_PAIRS; t++) s->has_refs |= seen[t];
     if (check_sample(s, sample_allocs_off, err, errlen)) return -1;
+    if (check_sites(s, sites_off, err, errlen)) return -1;
     return check_refs(s, &ro, err, errlen);
 }
 

@@ -78,6 +78,18 @@ typedef struct ls_snapshot {
     bool has_sample_allocs;
     const ls_fmt_sample_alloc_t *sample_allocs;
     size_t nsample_allocs;
+    /* Mode sites (1.4). sites points into the file's data, in file order; every record was
+     * checked: its stack is 0 (the agent's overflow site, no frames) or a STACKS id of at most
+     * site_frames frames, no two records share a stack, live_* >= 0, live_blocks <= allocs,
+     * live_bytes <= bytes, no live bytes without live blocks and no bytes without allocations.
+     * has_sites is set when the chunk is present (even empty); a snapshot whose mode is "sites"
+     * always has one and a site_frames in 1..16. site_frames is META site_frames (0 when
+     * absent); sites_enabled is META sites_enabled (0 or 1), -1 when absent. */
+    bool has_sites;
+    const ls_fmt_site_t *sites;
+    size_t nsites;
+    uint64_t site_frames;
+    int sites_enabled;
     /* STATS, indexed by ls_fmt_stat_key_t */
     uint64_t stats[LS_STAT_KEYS];
     uint64_t stats_present; /* bit k set when stats[k] was in the file */

@@ -2,7 +2,7 @@
  * test_format.c - the snapshot format round trip: what the writer puts in, the reader gives back,
  * and every kind of damage the reader must refuse with a message instead of crashing; the same
  * for the reference-count chunks of 1.2 (`test_format --refs-seed FILE` writes that snapshot,
- * the fuzz driver's seed).
+ * the fuzz driver's seed) and the site counters of 1.4 (`--sites-seed FILE`).
  */
 #include "ls_format_read.h"
 #include "ls_format_write.h"
@@ -379,6 +379,189 @@ static void test_refs_damage(void)
     expect_refs_error(R_CHUNK_TWICE, "chunk type 9 appears twice");
 }
 
+/* ---- mode sites (1.4) ----------------------------------------------------------------------- */
+
+/* What make_sites_snapshot breaks (each one field, with a valid CRC). */
+enum sites_defect {
+    S_NONE,
+    S_STACK,       /* a site names stack 99, which STACKS does not have */
+    S_NEG_BYTES,   /* live_bytes -16 */
+    S_NEG_BLOCKS,  /* live_blocks -1 */
+    S_LIVE_ALLOCS, /* more live blocks than allocations */
+    S_LIVE_BYTES,  /* more live bytes than bytes allocated */
+    S_ORPHAN,      /* live bytes without a live block */
+    S_NO_ALLOCS,   /* bytes without allocations */
+    S_DUP,         /* two records of one stack */
+    S_SIZE,        /* the count does not match the payload */
+    S_FRAMES,      /* a stack of 3 frames with site_frames 2 */
+    S_NO_CHUNK,    /* mode sites without a SITES chunk */
+    S_NO_FRAMES,   /* mode sites without META site_frames */
+    S_ENABLED,     /* META sites_enabled 2 */
+    S_TWICE,       /* SITES twice */
+};
+
+/* A mode-sites snapshot: 1 module, stacks 1 (1 frame), 2 (2 frames), 3 (3 frames, only with
+ * S_FRAMES), 3 sites (stack 0 = the overflow site among them), site_frames 2, counting off. */
+static size_t make_sites_snapshot(unsigned char **out, int defect)
+{
+    static const char zeros[8];
+    FILE *f = tmpfile();
+    int fd = fileno(f);
+    char *wbuf = malloc(4096);
+    ls_fmt_writer_t w;
+    ls_fmt_writer_init(&w, fd, wbuf, 4096);
+    ls_fmt_chunk_begin(&w, LS_CHUNK_META);
+    ls_fmt_put_u64(&w, LS_META_PID, 77);
+    ls_fmt_put_str(&w, LS_META_MODE, "sites");
+    ls_fmt_put_u64(&w, LS_META_LEAK_CHECKED, 0);
+    if (defect != S_NO_FRAMES) ls_fmt_put_u64(&w, LS_META_SITE_FRAMES, 2);
+    ls_fmt_put_u64(&w, LS_META_SITES_ENABLED, defect == S_ENABLED ? 2 : 0);
+    ls_fmt_chunk_end(&w, 0);
+
+    ls_fmt_chunk_begin(&w, LS_CHUNK_MODULES);
+    const char *path = "/usr/bin/prog";
+    ls_fmt_module_t m;
+    memset(&m, 0, sizeof(m));
+    m.bias = 0x400000;
+    m.lo = 0x400000;
+    m.hi = 0x410000;
+    m.first_stack = 1;
+    m.end_stack = UINT32_MAX;
+    m.path_len = (uint16_t)strlen(path);
+    ls_fmt_put(&w, &m, sizeof(m));
+    ls_fmt_put(&w, path, m.path_len);
+    ls_fmt_put(&w, zeros, ls_fmt_pad8(m.path_len) - m.path_len);
+    ls_fmt_chunk_end(&w, 1);
+
+    ls_fmt_chunk_begin(&w, LS_CHUNK_STACKS);
+    uint32_t nst = defect == S_FRAMES ? 3 : 2;
+    for (uint32_t id = 1; id <= nst; id++) {
+        ls_fmt_stack_t st = {id, id};
+        ls_fmt_put(&w, &st, sizeof(st));
+        for (uint32_t k = 0; k < id; k++) {
+            uint64_t pc = 0x401000 + id * 0x100 + k * 8;
+            ls_fmt_put(&w, &pc, 8);
+        }
+    }
+    ls_fmt_chunk_end(&w, nst);
+
+    ls_fmt_site_t sites[3] = {
+        {1, 0, 4096, 2, 10, 40960},
+        {2, 0, 0, 0, 5, 80},
+        {0, 0, 24, 1, 1, 24},
+    };
+    switch (defect) {
+    case S_STACK:
+        sites[1].stack = 99;
+        break;
+    case S_NEG_BYTES:
+        sites[0].live_bytes = -16;
+        break;
+    case S_NEG_BLOCKS:
+        sites[1].live_blocks = -1;
+        break;
+    case S_LIVE_ALLOCS:
+        sites[2].live_blocks = 2;
+        break;
+    case S_LIVE_BYTES:
+        sites[2].live_bytes = 25;
+        break;
+    case S_ORPHAN:
+        sites[1].live_bytes = 8;
+        break;
+    case S_NO_ALLOCS:
+        sites[1].allocs = 0;
+        break;
+    case S_DUP:
+        sites[2].stack = 1;
+        break;
+    case S_FRAMES:
+        sites[1].stack = 3;
+        break;
+    default:
+        break;
+    }
+    for (int k = 0; k < (defect == S_TWICE ? 2 : 1) && defect != S_NO_CHUNK; k++) {
+        ls_fmt_chunk_begin(&w, LS_CHUNK_SITES);
+        ls_fmt_put(&w, sites, sizeof(sites));
+        ls_fmt_chunk_end(&w, defect == S_SIZE ? 4 : 3);
+    }
+    ls_fmt_chunk_begin(&w, LS_CHUNK_STATS);
+    ls_fmt_put_u64(&w, LS_STAT_MALLOC_CALLS, 16);
+    ls_fmt_chunk_end(&w, 0);
+    CHECK(ls_fmt_writer_finish(&w) == 0);
+
+    long size = lseek(fd, 0, SEEK_END);
+    unsigned char *data = aligned_alloc(8, ((size_t)size + 7) & ~(size_t)7);
+    CHECK(pread(fd, data, (size_t)size, 0) == size);
+    fclose(f);
+    free(wbuf);
+    *out = data;
+    return (size_t)size;
+}
+
+static void test_sites_round_trip(void)
+{
+    unsigned char *d;
+    size_t n = make_sites_snapshot(&d, S_NONE);
+    ls_snapshot_t s;
+    char err[256] = "";
+    CHECK(ls_snapshot_parse(d, n, &s, err, sizeof(err)) == 0);
+    if (err[0]) fprintf(stderr, "parse error: %s\n", err);
+    CHECK(s.mode && !strcmp(s.mode, "sites"));
+    CHECK(s.has_sites && s.nsites == 3);
+    CHECK(s.site_frames == 2 && s.sites_enabled == 0);
+    CHECK(s.sites[0].stack == 1 && s.sites[0].live_bytes == 4096 && s.sites[0].live_blocks == 2 &&
+          s.sites[0].allocs == 10 && s.sites[0].bytes == 40960);
+    CHECK(s.sites[1].stack == 2 && s.sites[1].live_blocks == 0 && s.sites[1].allocs == 5);
+    CHECK(s.sites[2].stack == 0 && s.sites[2].bytes == 24);
+    CHECK(s.nblocks == 0 && !s.has_sample_allocs && !s.has_refs);
+    ls_snapshot_free(&s);
+    for (size_t cut = 0; cut < n; cut += 8) {
+        unsigned char *c = aligned_alloc(8, (cut + 8) & ~(size_t)7);
+        memcpy(c, d, cut);
+        CHECK(ls_snapshot_parse(c, cut, &s, err, sizeof(err)) != 0);
+        ls_snapshot_free(&s);
+        free(c);
+    }
+    free(d);
+
+    /* an older file: no sites, sites_enabled unknown */
+    n = make_snapshot(&d, 4096);
+    CHECK(ls_snapshot_parse(d, n, &s, err, sizeof(err)) == 0);
+    CHECK(!s.has_sites && s.nsites == 0 && s.site_frames == 0 && s.sites_enabled == -1);
+    ls_snapshot_free(&s);
+    free(d);
+}
+
+static void expect_sites_error(int defect, const char *what)
+{
+    unsigned char *d;
+    size_t n = make_sites_snapshot(&d, defect);
+    expect_error(d, n, what);
+    free(d);
+}
+
+static void test_sites_damage(void)
+{
+    expect_sites_error(S_STACK, "site 1 at offset");
+    expect_sites_error(S_STACK, "stack refers to missing stack 99");
+    expect_sites_error(S_NEG_BYTES, "site 0 at offset");
+    expect_sites_error(S_NEG_BYTES, "negative live counters (-16 bytes, 2 blocks)");
+    expect_sites_error(S_NEG_BLOCKS, "negative live counters (0 bytes, -1 blocks)");
+    expect_sites_error(S_LIVE_ALLOCS, "2 live blocks but only 1 allocations");
+    expect_sites_error(S_LIVE_BYTES, "25 live bytes but only 24 bytes allocated");
+    expect_sites_error(S_ORPHAN, "8 live bytes in no live block");
+    expect_sites_error(S_NO_ALLOCS, "80 bytes allocated by no allocation");
+    expect_sites_error(S_DUP, "sites 0 and 2 both count stack 1");
+    expect_sites_error(S_SIZE, "4 records do not fill 120 bytes");
+    expect_sites_error(S_FRAMES, "stack 3 has 3 frames, more than site_frames 2");
+    expect_sites_error(S_NO_CHUNK, "without a SITES chunk");
+    expect_sites_error(S_NO_FRAMES, "without meta site_frames");
+    expect_sites_error(S_ENABLED, "meta sites_enabled is 2");
+    expect_sites_error(S_TWICE, "chunk type 13 appears twice");
+}
+
 /* The writer's own CRC-32 (the agent does not link zlib) against zlib's, which the reader uses:
  * random lengths and contents, whole and fed in pieces. */
 static void test_crc32(void)
@@ -409,12 +592,25 @@ int main(int argc, char **argv)
         if (!ok) perror(argv[2]);
         return ok ? 0 : 1;
     }
+    /* --sites-seed FILE: writes the mode-sites snapshot (a fuzz seed) and exits */
+    if (argc == 3 && strcmp(argv[1], "--sites-seed") == 0) {
+        unsigned char *d;
+        size_t n = make_sites_snapshot(&d, S_NONE);
+        FILE *f = fopen(argv[2], "wb");
+        int ok = f && fwrite(d, 1, n, f) == n;
+        if (f && fclose(f) != 0) ok = 0;
+        free(d);
+        if (!ok) perror(argv[2]);
+        return ok ? 0 : 1;
+    }
     test_crc32();
     test_round_trip(4096);
     test_round_trip(64 * 1024); /* header patched in the buffer rather than with pwrite */
     test_damage();
     test_refs_round_trip();
     test_refs_damage();
+    test_sites_round_trip();
+    test_sites_damage();
     printf("format: %d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;
 }

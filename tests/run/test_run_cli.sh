@@ -23,7 +23,9 @@ expect 2 "no program given" -- "$ls" run
 expect 2 "unknown or incomplete option" -- "$ls" run --bogus -- /bin/true
 expect 2 "error-exitcode wants 1-255" -- "$ls" run --error-exitcode 0 -- /bin/true
 expect 2 "error-exitcode wants 1-255" -- "$ls" run --error-exitcode abc -- /bin/true
-expect 2 "mode wants full or sample" -- "$ls" run --mode sites -- /bin/true
+expect 2 "mode wants full, sample or sites" -- "$ls" run --mode fast -- /bin/true
+expect 2 "site-frames needs --mode sites" -- "$ls" run --site-frames 2 -- /bin/true
+expect 2 "site-frames wants 1-16" -- "$ls" run --mode sites --site-frames 17 -- /bin/true
 expect 2 "max-frames wants 1-256" -- "$ls" run --max-frames 0 -- /bin/true
 expect 2 "unwinder wants" -- "$ls" run --unwinder magic -- /bin/true
 expect 127 "cannot run" -- "$ls" run -- "$tmp/does-not-exist"

@@ -37,7 +37,7 @@ for r in 0 -1 abc 12x 1e3 "" 1099511627777; do
     expect 2 "sample-rate wants a number of bytes" -- "$ls" run --mode sample --sample-rate "$r" -- /bin/true
 done
 expect 2 "sample-rate needs --mode sample" -- "$ls" run --sample-rate 4096 -- /bin/true
-expect 2 "mode wants full or sample" -- "$ls" run --mode fast -- /bin/true
+expect 2 "mode wants full, sample or sites" -- "$ls" run --mode fast -- /bin/true
 
 # ---- leakscope run --mode sample: the exit profile, kept with --output, readable by report
 mkdir "$tmp/h1" && touch "$tmp/h1/stop"
