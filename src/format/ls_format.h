@@ -89,8 +89,8 @@ typedef enum ls_fmt_meta_key {
     LS_META_TRIGGER = 16,  /* str: what asked for it: exit, signal, control, api, interval (1.1) */
     LS_META_SNAP_SEQ = 17, /* u64: live snapshots taken by this process so far, this one included */
     LS_META_REFS = 18,     /* str: the refs option (wrapped REF:UNREF[:TYPE] functions), 1.2 */
-    LS_META_SAMPLE_RATE = 19, /* u64: mode sample: mean bytes between samples (1.3) */
-    LS_META_SITE_FRAMES = 20, /* u64: mode sites: frames that make a site (1.4) */
+    LS_META_SAMPLE_RATE = 19,   /* u64: mode sample: mean bytes between samples (1.3) */
+    LS_META_SITE_FRAMES = 20,   /* u64: mode sites: frames that make a site (1.4) */
     LS_META_SITES_ENABLED = 21, /* u64: mode sites: 1 when counting was on when taken (1.4) */
 } ls_fmt_meta_key_t;
 
