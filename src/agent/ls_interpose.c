@@ -647,6 +647,27 @@ static inline uint32_t site_of_pc(uintptr_t pc)
         }                                                                                          \
     } while (0)
 
+/* A site's counters, changed with add-to-memory instructions: the barriers keep the compiler from
+ * turning them into SSE loads, shuffles and stores (twice the instructions, measured with
+ * callgrind on python). */
+static inline void ctr_charge(ls_site_ctr_t *c, uint64_t size)
+{
+    c->live_bytes += (int64_t)size;
+    __asm__("" ::: "memory");
+    c->live_blocks++;
+    __asm__("" ::: "memory");
+    c->allocs++;
+    __asm__("" ::: "memory");
+    c->bytes += size;
+}
+
+static inline void ctr_uncharge(ls_site_ctr_t *c, uint64_t size)
+{
+    c->live_bytes -= (int64_t)size;
+    __asm__("" ::: "memory");
+    c->live_blocks--;
+}
+
 static inline void site_add(uint32_t id, uint64_t size, int sign)
 {
     ls_site_ctr_t *sh = ls__tls.sites_shard;
@@ -654,16 +675,10 @@ static inline void site_add(uint32_t id, uint64_t size, int sign)
         ls__sites_charge_retired(id, size, sign);
         return;
     }
-    ls_site_ctr_t *c = &sh[id];
-    if (sign > 0) {
-        c->live_bytes += (int64_t)size;
-        c->live_blocks++;
-        c->allocs++;
-        c->bytes += size;
-    } else {
-        c->live_bytes -= (int64_t)size;
-        c->live_blocks--;
-    }
+    if (sign > 0)
+        ctr_charge(&sh[id], size);
+    else
+        ctr_uncharge(&sh[id], size);
 }
 
 static inline uint64_t site_word1(uint64_t w0, const void *p)
@@ -671,13 +686,20 @@ static inline uint64_t site_word1(uint64_t w0, const void *p)
     return w0 ^ (uintptr_t)p ^ ls__sites.secret;
 }
 
-/* Writes the header of the counted block p and charges its site; returns p. */
-static inline void *site_mark(void *p, size_t size, uint32_t id, unsigned la)
+/* Writes the header of the counted block p; returns its word0. */
+static inline uint64_t site_header(void *p, size_t size, uint64_t id, unsigned la)
 {
-    uint64_t w0 = (uint64_t)size | (uint64_t)id << LS_SITE_SIZE_BITS | (uint64_t)la << 60;
+    uint64_t w0 = (uint64_t)size | id << LS_SITE_SIZE_BITS | (uint64_t)la << 60;
     uint64_t *h = (uint64_t *)p - 2;
     h[0] = w0;
     h[1] = site_word1(w0, p);
+    return w0;
+}
+
+/* Writes the header of the counted block p and charges its site; returns p. */
+static inline void *site_mark(void *p, size_t size, uint32_t id, unsigned la)
+{
+    site_header(p, size, id, la);
     site_add(id, size, 1);
     return p;
 }
@@ -730,21 +752,9 @@ void *ls__malloc_sites(size_t size)
     ls_site_ctr_t *sh = ls__tls.sites_shard;
     if (LS_UNLIKELY(ls__tls.site_cache[c].key != pc || !sh))
         return sites_mark_slow(q, size, pc, NULL);
-    uint64_t id = ls__tls.site_cache[c].id;
-    uint64_t w0 = (uint64_t)size | id << LS_SITE_SIZE_BITS;
-    uint64_t *h = (uint64_t *)(void *)q - 2;
-    h[0] = w0;
-    h[1] = site_word1(w0, q);
-    ls_site_ctr_t *ctr = &sh[id];
-    /* Four add-to-memory instructions; the barriers keep the compiler from turning them into
-     * SSE loads, shuffles and stores (twice the instructions, measured with callgrind). */
-    ctr->live_bytes += (int64_t)size;
-    __asm__("" ::: "memory");
-    ctr->live_blocks++;
-    __asm__("" ::: "memory");
-    ctr->allocs++;
-    __asm__("" ::: "memory");
-    ctr->bytes += size;
+    uint32_t id = ls__tls.site_cache[c].id;
+    site_header(q, size, id, 0);
+    ctr_charge(&sh[id], size);
     return q;
 }
 
@@ -770,10 +780,7 @@ void ls__free_sites(void *p)
         sites_free_slow(p, w0);
         return;
     }
-    ls_site_ctr_t *ctr = &sh[(w0 >> LS_SITE_SIZE_BITS) & (LS_SITES_MAX - 1)];
-    ctr->live_bytes -= (int64_t)(w0 & LS_SITE_SIZE_MASK);
-    __asm__("" ::: "memory"); /* two subtractions from memory, not SSE (see ls__malloc_sites) */
-    ctr->live_blocks--;
+    ctr_uncharge(&sh[(w0 >> LS_SITE_SIZE_BITS) & (LS_SITES_MAX - 1)], w0 & LS_SITE_SIZE_MASK);
     ls__real.free((char *)p - LS_SITE_HDR);
 }
 
