@@ -6,6 +6,8 @@
  * so the unwinder does real work) and prints the best round in ns per pair: the minimum is what
  * survives a noisy machine. Used to show what a change costs on the allocation path (docs and
  * bench/README.md), e.g. the control channel's (nothing) and the marker floor's (one load).
+ * Also built as hotpath_bench_tagged (-include leakscope/tags.h): the malloc below is then a
+ * compile-time tag, counted in mode sites without a stack walk.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -33,7 +33,9 @@ sys.dont_write_bytecode = True  # no bench/__pycache__ in the work tree
 import gen_inputs  # noqa: E402  (bench/gen_inputs.py)
 
 PYTHON = "/usr/bin/python3"  # Debian's, never a pyenv/venv one
-WORKLOAD_NAMES = ["python", "jq", "sqlite", "perl"]
+WORKLOAD_NAMES = ["python", "jq", "sqlite", "perl", "tags"]
+# Tools that run only a tag-built workload (Workload.tagged_argv) say so with this reason.
+NOT_TAGGED = "not a tag-built workload"
 LEAK_KINDS = ["definitely", "indirectly", "possibly", "reachable"]
 CHECKED_KINDS = ["definitely", "indirectly"]
 
@@ -42,11 +44,12 @@ CHECKED_KINDS = ["definitely", "indirectly"]
 # workloads
 # --------------------------------------------------------------------------------------------
 class Workload:
-    def __init__(self, name, describe, argv, env=None):
+    def __init__(self, name, describe, argv, env=None, tagged_argv=None):
         self.name = name
         self.describe = describe
         self.argv = argv          # the command, as passed to every tool
         self.env = env or {}      # extra environment for every tool (plain included)
+        self.tagged_argv = tagged_argv  # the same program built with leakscope/tags.h, or None
 
 
 def exe(name):
@@ -55,8 +58,9 @@ def exe(name):
     return p if os.access(p, os.X_OK) else (shutil.which(name) or name)
 
 
-def make_workloads(workdir, scales):
-    """Generate the inputs (deterministic, fixed seeds) and return the workload list."""
+def make_workloads(workdir, scales, bin_dir):
+    """Generate the inputs (deterministic, fixed seeds) and return the workload list. bin_dir
+    holds the build's own workload binaries (tags_workload, tags_workload_tagged)."""
     wl = os.path.join(BENCH_DIR, "workloads")
     inp = os.path.join(workdir, "inputs")
     os.makedirs(inp, exist_ok=True)
@@ -88,6 +92,18 @@ def make_workloads(workdir, scales):
         [exe("perl"), os.path.join(wl, "perl_hash.pl"), repr(s)],
         # fixed hash seed: otherwise bucket layouts, and so what is lost, change every run
         {"PERL_HASH_SEED": "0", "PERL_PERTURB_KEYS": "0"})
+
+    # bench/tags_workload.c, built plain and with every allocating call tagged
+    s = scales["tags"]
+    plain, tagged = (os.path.join(bin_dir, n) for n in ("tags_workload", "tags_workload_tagged"))
+    corpus = os.path.join(inp, "tags-corpus.txt")
+    words = max(1000, int(2000000 * s))
+    if os.access(plain, os.X_OK):
+        subprocess.run([plain, "gen", str(words), corpus], check=True)
+    out["tags"] = Workload(
+        "tags", "bench/tags_workload.c: index a %d-word text corpus 4 times (strndup per token, "
+        "hash table, realloc'ed arrays, a tree), built plain and with leakscope/tags.h" % words,
+        [plain, "run", corpus, "4"], tagged_argv=[tagged, "run", corpus, "4"])
     return out
 
 
@@ -100,6 +116,10 @@ class Tool:
     def __init__(self, name):
         self.name = name
         self.unavailable = None  # reason string when the tool cannot run at all
+
+    def skip_reason(self, wl):
+        """Why this tool does not run workload wl at all (None: it does)."""
+        return None
 
     def command(self, wl, run_dir):
         raise NotImplementedError
@@ -227,6 +247,46 @@ class LeakscopeSites(LeakscopeSample):
                 run["error"] = "the snapshot holds no sites"
         except (OSError, ValueError, KeyError, TypeError, subprocess.TimeoutExpired) as e:
             run["error"] = "unreadable sites snapshot: %s" % e
+
+
+class LeakscopeTags(LeakscopeSites):
+    """Compile-time tags (issue 6): the tag-built binary of a workload under the agent in mode
+    sites, deployed like mode sites. Its baseline is the workload's plain (untagged) binary, so
+    the figure is the whole cost of tags: the tagged calls and the agent counting them. Judged
+    on cost (wall <= 1.03x plain); post() checks that the snapshot holds tagged sites."""
+    kind = "tags"
+
+    def skip_reason(self, wl):
+        return None if wl.tagged_argv else NOT_TAGGED
+
+    def command(self, wl, run_dir):
+        argv, env = super().command(wl, run_dir)
+        return list(wl.tagged_argv), env
+
+    def post(self, run, wl, run_dir):
+        super().post(run, wl, run_dir)
+        if "error" in run:
+            return
+        try:  # untimed
+            out = subprocess.run([self.binary, "sites", os.path.join(run_dir, "profile.lsnap"),
+                                  "--format", "json"], capture_output=True, timeout=300)
+            run["tags"] = sum(1 for x in json.loads(out.stdout)["sites"] if "tag" in x)
+            if not run["tags"]:
+                run["error"] = "the snapshot holds no tagged sites"
+        except (OSError, ValueError, KeyError, TypeError, subprocess.TimeoutExpired) as e:
+            run["error"] = "unreadable sites snapshot: %s" % e
+
+
+class TaggedPlain(Tool):
+    """The tag-built binary without the agent: what the tags cost when nobody counts (a test of a
+    weak symbol per call). Informative, no check."""
+    kind = "tagged"
+
+    def skip_reason(self, wl):
+        return None if wl.tagged_argv else NOT_TAGGED
+
+    def command(self, wl, run_dir):
+        return list(wl.tagged_argv), {}
 
 
 def _pick(d, *names):
@@ -683,11 +743,12 @@ def benchmark(args, workloads, tools, log):
     for wl in workloads:
         log("== %s: %s" % (wl.name, wl.describe))
         log("   %s" % " ".join(shlex.quote(a) for a in wl.argv))
-        res = {t.name: {"runs": [], "failed": [], "skipped": t.unavailable} for t in tools}
+        res = {t.name: {"runs": [], "failed": [], "skipped": t.unavailable or t.skip_reason(wl)}
+               for t in tools}
         results[wl.name] = {"describe": wl.describe, "argv": wl.argv, "env": wl.env,
                             "tools": res}
         plain_digest = None
-        active = [t for t in tools if not t.unavailable]
+        active = [t for t in tools if not res[t.name]["skipped"]]
 
         def one(t, label, keep):
             nonlocal plain_digest
@@ -827,10 +888,13 @@ def checks(summ, tools):
     vg = [t for t in tools if t.kind == "valgrind"]
     for wname, ws in summ.items():
         for t in tools:
-            if t.kind in ("sample", "sites"):  # production modes: cost against plain only
+            if t.kind in ("sample", "sites", "tags"):  # production modes: cost against plain only
                 sm = ws[t.name]
+                if sm.get("na") == NOT_TAGGED:
+                    continue
                 lims = ((("ratio", 1.03, "wall <= 1.03x plain"),
                          ("rss_ratio", 1.05, "peak RSS <= 1.05x plain")) if t.kind == "sample"
+                        else (("ratio", 1.03, "wall <= 1.03x plain"),) if t.kind == "tags"
                         else (("ratio", 1.10, "wall <= 1.10x plain"),))
                 for key, lim, what in lims:
                     st = ("n/a" if key not in sm else "PASS" if sm[key] <= lim else "FAIL")
@@ -922,6 +986,8 @@ def render_markdown(meta, summ, chk, tools):
     for wname, ws in summ.items():
         for t in tools:
             s = ws[t.name]
+            if s.get("na") == NOT_TAGGED:
+                continue
             if "na" in s:
                 L.append("| %s | %s | 0 | n/a | | | | | | | | |" % (wname, t.name)
                          + (" |" if tree else ""))
@@ -1006,7 +1072,7 @@ def parse_variant(spec, default_bin):
         raise argparse.ArgumentTypeError("--variant wants NAME=SPEC, got %r" % spec)
     name, rest = spec.split("=", 1)
     if not re.fullmatch(r"[A-Za-z0-9_.+-]+", name) or name in (
-            "plain", "leakscope", "sample", "sites", "heaptrack", "valgrind"):
+            "plain", "leakscope", "sample", "sites", "tags", "tagged", "heaptrack", "valgrind"):
         raise argparse.ArgumentTypeError("bad or reserved variant name %r" % name)
     words = shlex.split(rest)
     env = {}
@@ -1094,6 +1160,9 @@ def main(argv=None):
     ap.add_argument("--keep-data", action="store_true", help="keep heaptrack data files")
     ap.add_argument("--no-sample", action="store_true",
                     help="do not run leakscope's mode sample (the production profiler)")
+    ap.add_argument("--no-tags", action="store_true",
+                    help="do not run the tag-built binary (tools tags and tagged; the tags "
+                         "workload still runs under the others)")
     ap.add_argument("--no-sites", action="store_true",
                     help="do not run leakscope's mode sites (per-call-site counters)")
     ap.add_argument("--no-icount", action="store_true",
@@ -1136,6 +1205,9 @@ def main(argv=None):
         tools.append(LeakscopeSample("sample", ls_bin, "mode=sample"))
     if not args.no_sites:
         tools.append(LeakscopeSites("sites", ls_bin, "mode=sites"))
+    if not args.no_tags:
+        tools.append(LeakscopeTags("tags", ls_bin, "mode=sites"))
+        tools.append(TaggedPlain("tagged"))
     names = {t.name for t in tools}
     for v in args.variant:
         try:
@@ -1162,7 +1234,7 @@ def main(argv=None):
     t_start = time.perf_counter()
     log("leakscope bench: workdir %s" % args.workdir)
     log("generating inputs (scales %s)" % ", ".join("%s=%g" % kv for kv in scales.items()))
-    all_wl = make_workloads(args.workdir, scales)
+    all_wl = make_workloads(args.workdir, scales, os.path.dirname(ls_bin))
     workloads = [all_wl[w] for w in wanted]
     for t in tools:
         desc = t.spec() if isinstance(t, Leakscope) else t.kind
@@ -1171,6 +1243,8 @@ def main(argv=None):
     if args.dry_run:
         for wl in workloads:
             for t in tools:
+                if t.skip_reason(wl):
+                    continue
                 a, e = t.command(wl, os.path.join(args.workdir, "runs", wl.name, t.name))
                 env = dict(wl.env, **e)
                 log("%s/%s: %s%s" % (wl.name, t.name, "".join(

@@ -4,7 +4,7 @@
 #     exact verdicts, cross-checked against valgrind where it is installed, stress).
 #  2. clang, -Werror: the same tree must build warnings-free with the second compiler.
 #  3. ASan+UBSan on the CLI and the format reader (never on the injected agent): CLI, format, run,
-#     e2e (live inspection)
+#     e2e (live inspection), refs, sites, tags, fault injection
 #     and fuzz tests, and the leak programs rendered through the sanitized CLI.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,4 +23,4 @@ echo "== ASan+UBSan CLI"
 cmake -S "$root" -B "$root/build-asan" -DLS_WERROR=ON -DLS_SANITIZE=ON >/dev/null
 cmake --build "$root/build-asan" -j"$jobs"
 LEAKSCOPE_TEST_MODE=leakscope ASAN_OPTIONS=detect_leaks=0 \
-    ctest --test-dir "$root/build-asan" -j"$jobs" --output-on-failure -R '^(cli|format|fuzz|leak|run|e2e|refs|glib)\.'
+    ctest --test-dir "$root/build-asan" -j"$jobs" --output-on-failure -R '^(cli|format|fuzz|leak|run|e2e|refs|glib|sites|tags|fail)\.'

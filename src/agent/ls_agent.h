@@ -4,8 +4,9 @@
  * snapshot writer. Everything here is internal (ls__ prefix, hidden visibility).
  *
  * Lock order (outermost first): ls__g.check_lock > module lock > table shard locks > refs locks
- * (ls_refs.c: object stripes > block stripes > its leaf locks) > sites registry lock > sites
- * table lock (ls_sites.c) > depot bucket locks > sample table lock (ls_sample.c) > memory locks.
+ * (ls_refs.c: object stripes > block stripes > its leaf locks) > tags lock (ls_tags.c) > sites
+ * registry lock > sites table lock (ls_sites.c) > fail resolve lock (ls_fail.c) > depot bucket
+ * locks > sample table lock (ls_sample.c) > memory locks.
  * The scan takes all of them before it parks the other threads, so no parked thread can hold one
  * (the refs, sample and sites locks are never needed while threads are parked). None of them is
  * ever held across a call into the real allocator.
@@ -439,9 +440,10 @@ void ls__sample_after_fork_child(void) LS_HIDDEN; /* a fresh random stream for t
 #define LS_SITES_MAX      (1u << LS_SITE_ID_BITS) /* ids 1..2^20-1; 0 = the overflow site */
 #define LS_SITE_HDR       16
 
+/* A site's counters in one shard: the live figures are allocs - frees and bytes - freed_bytes
+ * of the sum over shards (so an allocation and a free each change two counters). */
 typedef struct ls_site_ctr {
-    int64_t live_bytes, live_blocks;
-    uint64_t allocs, bytes;
+    uint64_t allocs, bytes, frees, freed_bytes;
 } ls_site_ctr_t;
 
 typedef struct ls_sites_global {
@@ -481,6 +483,75 @@ static inline bool ls__mode_sites(void)
 {
     return ls__sites.mode;
 }
+
+/* The site id a slow lookup returns for a call that must fail (fault injection, below): it is
+ * not counted, the caller returns NULL with errno ENOMEM and records it (ls__sites_fail_record). */
+#define LS_SITE_FAILED 0x80000000u
+/* Records the injected failure of a call at site id (its rule) with the stack from f. */
+void ls__sites_fail_record(uint32_t id, const struct ls_uw_frame *f) LS_HIDDEN;
+
+/* ---- compile-time tags (ls_tags.c; include/leakscope/tags.h) --------------------------------
+ * A tagged call reaches ls_agent_tag_* (asm dispatchers in ls_interpose.c: mode sites goes to
+ * ls__tag_*_sites, every other mode to the ordinary interposer, as if the program had called it).
+ * A tag's site is assigned when its module registers (or at its first call if earlier) and cached
+ * in the tag; the tag's strings are copied, so a module may be dlclose'd. */
+struct ls_tag;
+/* The site of tag t (id | LS_SITE_FAILED when this call must fail); caches it in t unless the
+ * site has a fail rule. */
+uint32_t ls__tag_site_slow(struct ls_tag *t) LS_HIDDEN;
+/* ls_sites.c: the site of tag t, created with TAGS index tag1 (1-based) if new (*created). */
+uint32_t ls__site_of_tag(const struct ls_tag *t, uint32_t tag1, bool *created) LS_HIDDEN;
+/* The fault injection rule of site id (0: none), and one call there: id, or id | LS_SITE_FAILED
+ * when the call must fail. */
+uint32_t ls__site_fail_rule(uint32_t id) LS_HIDDEN;
+uint32_t ls__site_fire(uint32_t id) LS_HIDDEN;
+/* Called by ls__sites_init once the site table exists: registers the modules that registered
+ * before (their constructors may run before the agent's). */
+void ls__tags_sites_ready(void) LS_HIDDEN;
+void ls__tags_write(struct ls_fmt_writer *w) LS_HIDDEN; /* TAGS chunk (mode sites) */
+void ls__tags_lock(void) LS_HIDDEN;                     /* fork */
+void ls__tags_unlock(void) LS_HIDDEN;
+void ls__tags_after_fork_child(void) LS_HIDDEN;
+
+/* ---- fault injection (ls_fail.c; option fail) -----------------------------------------------
+ * Rules (docs/leakscope.1, FAULT INJECTION) match allocating calls by their return address
+ * (module + offset range) or compile-time tag (file and line, or function); a matching call
+ * fails by the rule's schedule (nth, every, probability with a seed). Modes full and sites.
+ * Lock order: its resolve lock comes after the sites table lock (mode sites matches a new site
+ * under it) and is held across dl_iterate_phdr (the loader's lock), never across the depot. */
+extern int ls__fail_on LS_HIDDEN; /* nonzero once rules are parsed (set by ls__fail_init) */
+/* Parses ls__g.opt.fail (before READY, before the mode's init); a bad rule is reported and no
+ * rule is active; mode sample ignores the rules (reported once). */
+void ls__fail_init(void) LS_HIDDEN;
+/* Rule (1-based) that a call returning to pc matches, 0 if none. Lock-free, a binary search,
+ * once the rules' modules are loaded; while one is not, it first asks the loader whether
+ * objects were added (dl_iterate_phdr: the loader's lock, no malloc), so it must not be called
+ * with a lock the loader's callers may wait for. Mode full asks per call, mode sites per site. */
+int ls__fail_match_pc(uintptr_t pc) LS_HIDDEN;
+/* Rule (1-based) that tagged calls of t match, 0 if none (asked once per tag). */
+int ls__fail_match_tag(const struct ls_tag *t) LS_HIDDEN;
+/* One matching call of rule r: counts it; true when it must fail now. Thread-safe. */
+bool ls__fail_fire(int r) LS_HIDDEN;
+/* Records an injected failure of rule r, with the stack from f (bounded table; beyond it the
+ * failure is counted only). Caller: guard may be set or not; never allocates. */
+void ls__fail_record(int r, const struct ls_uw_frame *f) LS_HIDDEN;
+/* The active rules (the option, or the contents of fail=@FILE) for META fail; NULL: none. */
+const char *ls__fail_rules(void) LS_HIDDEN;
+/* After dlopen/dlclose: the rules' modules are looked up again before the next match. */
+void ls__fail_modules_changed(void) LS_HIDDEN;
+/* Snapshots: a copy of the FAULTS records (n = 0 without rules or memory). */
+typedef struct ls_fail_view {
+    ls_fmt_fault_t *recs;
+    size_t n, map_size;
+} ls_fail_view_t;
+void ls__fail_view_take(ls_fail_view_t *v) LS_HIDDEN;
+void ls__fail_view_free(ls_fail_view_t *v) LS_HIDDEN;
+/* FAULTS chunk, STATS fail_* items: both only when rules are active (META fail then too). */
+void ls__fail_write(struct ls_fmt_writer *w, const ls_fail_view_t *v) LS_HIDDEN;
+void ls__fail_write_stats(struct ls_fmt_writer *w) LS_HIDDEN;
+void ls__fail_lock(void) LS_HIDDEN; /* fork */
+void ls__fail_unlock(void) LS_HIDDEN;
+void ls__fail_after_fork_child(void) LS_HIDDEN;
 
 /* ---- control channel (ls_control.c) ---------------------------------------------------------- */
 /* Starts the control thread (socket, snapshot signal, interval snapshots) if the options ask for

@@ -67,7 +67,9 @@ static void fork_prepare(void)
     ls__spin_lock(&ls__g.check_lock);
     ls__modules_lock();
     ls__refs_lock_all();
+    ls__tags_lock();  /* before the sites: registering a tag creates its site */
     ls__sites_lock(); /* before the depot: a new site is interned under the sites table lock */
+    ls__fail_lock();  /* a new site matches fault injection rules under the sites table lock */
     ls__depot_lock_all();
     ls__sample_lock();
     ls__mem_lock();
@@ -78,7 +80,9 @@ static void fork_parent(void)
     ls__mem_unlock();
     ls__sample_unlock();
     ls__depot_unlock_all();
+    ls__fail_unlock();
     ls__sites_unlock();
+    ls__tags_unlock();
     ls__refs_unlock_all();
     ls__modules_unlock();
     ls__spin_unlock(&ls__g.check_lock);
@@ -89,6 +93,8 @@ static void fork_child(void)
 {
     ls__mem_unlock();
     ls__sites_after_fork_child();
+    ls__tags_after_fork_child();
+    ls__fail_after_fork_child();
     ls__sample_after_fork_child();
     ls__depot_after_fork_child();
     ls__refs_after_fork_child();
@@ -246,6 +252,7 @@ void ls__init(void)
     ls__modules_refresh(1);
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     if (o->catch_signals) install_fatal_handlers();
+    ls__fail_init(); /* before the mode's init: mode sites matches each new site to the rules */
     /* Last: from here on the interposers take the sampling paths. */
     if (!strcmp(o->mode, "sample") && !ls__sample_init()) {
         ls__log("cannot map the sample table; tracking disabled");
@@ -572,6 +579,7 @@ LS_EXPORT void *dlopen(const char *file, int flags)
         ls__tls.guard++;
         ls__unwind_modules_added(); /* nothing was unmapped: cached rules stay valid */
         ls__modules_refresh(first);
+        ls__fail_modules_changed();
         ls__tls.guard--;
         ls__hooks_install(); /* its reference functions, if it brought any */
     }
@@ -586,6 +594,7 @@ LS_EXPORT int dlclose(void *h)
         ls__tls.guard++;
         ls__unwind_modules_changed();
         ls__modules_refresh(ls__depot_next_id());
+        ls__fail_modules_changed();
         ls__tls.guard--;
     }
     return rc;

@@ -24,6 +24,9 @@
 #include "ls_interpose.h"
 #include "ls_unwind.h"
 
+#define LEAKSCOPE_TAGS_TYPES_ONLY
+#include "../../include/leakscope/tags.h"
+
 #include <errno.h>
 #include <malloc.h>
 #include <sched.h>
@@ -171,6 +174,23 @@ static inline bool size_ok(size_t size)
     return false;
 }
 
+/* Fault injection (ls_fail.c) in mode full: must this call, made from frame f, fail? If so it is
+ * counted and recorded, and the interposer returns what a failed call returns (errno ENOMEM,
+ * nothing allocated, a realloc'd block untouched). Out of line: without rules an interposer pays
+ * one load of ls__fail_on. Only tracked calls get here: the agent's own never fail. */
+static LS_COLD __attribute__((noinline)) bool fail_full(const ls_uw_frame_t *f)
+{
+    int saved = errno; /* a call that does not fail leaves errno alone */
+    ls__tls.guard = 1;
+    int r = ls__fail_match_pc(f->pc);
+    bool fire = r && ls__fail_fire(r);
+    if (fire) ls__fail_record(r, f);
+    ls__tls.guard = 0;
+    errno = fire ? ENOMEM : saved;
+    return fire;
+}
+#define FAIL_FULL(f) (LS_UNLIKELY(ls__fail_on) && fail_full(f))
+
 /* ---- deferred frees ---------------------------------------------------------------------------
  * A live snapshot reads the trailers of the blocks it listed while the host runs on
  * (ls_live.c). Meanwhile a free of one of ours is parked here instead of reaching the real
@@ -248,7 +268,10 @@ size_t ls__defer_end(void)
     __asm__(".text\n"                                                                              \
             ".globl " #name "\n"                                                                   \
             ".type " #name ",@function\n"                                                          \
+            ".globl ls__" #name "_entry\n"                                                         \
+            ".hidden ls__" #name "_entry\n"                                                        \
             ".p2align 4\n" #name ":\n"                                                             \
+            "ls__" #name "_entry:\n"                                                               \
             "  .cfi_startproc\n"                                                                   \
             "  cmpl $1, ls__sampling(%rip)\n"                                                      \
             "  je ls__" #name "_sample\n"                                                          \
@@ -409,6 +432,7 @@ void *ls__malloc_full(size_t size)
     if (!size_ok(size)) return NULL;
     ls_uw_frame_t f;
     LS_UW_CALLER_FRAME(&f);
+    if (FAIL_FULL(&f)) return NULL;
     ls__tls.guard = 1;
     void *p = ls__real.malloc(size + LS_TRAILER);
     if (LS_LIKELY(p != NULL)) track(p, size, &f);
@@ -509,6 +533,7 @@ void *ls__calloc_full(size_t n, size_t size)
     }
     ls_uw_frame_t f;
     LS_UW_CALLER_FRAME(&f);
+    if (FAIL_FULL(&f)) return NULL;
     ls__tls.guard = 1;
     void *p = ls__real.calloc(1, total + LS_TRAILER);
     if (LS_LIKELY(p != NULL)) track(p, total, &f);
@@ -609,6 +634,7 @@ void *ls__realloc_full(void *p, size_t size)
     if (!size_ok(size)) return NULL;
     ls_uw_frame_t f;
     LS_UW_CALLER_FRAME(&f);
+    if ((size || !p) && FAIL_FULL(&f)) return NULL; /* realloc(p, 0) frees: never fails */
     ls__tls.guard = 1;
     void *q = realloc_common(p, size, &f);
     ls__tls.guard = 0;
@@ -647,15 +673,29 @@ static inline uint32_t site_of_pc(uintptr_t pc)
         }                                                                                          \
     } while (0)
 
+/* Fault injection (ls_fail.c): a slow site lookup says LS_SITE_FAILED when this call must fail;
+ * the interposer records it with its own caller's stack and returns what a failed call returns.
+ * Failing sites are never cached, so the cached hot paths test nothing. */
+#define SITES_FAIL_RECORD(id)                                                                      \
+    do {                                                                                           \
+        ls_uw_frame_t fail_f_;                                                                     \
+        LS_UW_CALLER_FRAME(&fail_f_);                                                              \
+        ls__sites_fail_record((id), &fail_f_);                                                     \
+    } while (0)
+#define SITE_HERE_OR_FAIL(id, ...)                                                                 \
+    do {                                                                                           \
+        SITE_HERE(id);                                                                             \
+        if (LS_UNLIKELY((id)&LS_SITE_FAILED)) {                                                    \
+            SITES_FAIL_RECORD(id);                                                                 \
+            return __VA_ARGS__;                                                                    \
+        }                                                                                          \
+    } while (0)
+
 /* A site's counters, changed with add-to-memory instructions: the barriers keep the compiler from
  * turning them into SSE loads, shuffles and stores (twice the instructions, measured with
  * callgrind on python). */
 static inline void ctr_charge(ls_site_ctr_t *c, uint64_t size)
 {
-    c->live_bytes += (int64_t)size;
-    __asm__("" ::: "memory");
-    c->live_blocks++;
-    __asm__("" ::: "memory");
     c->allocs++;
     __asm__("" ::: "memory");
     c->bytes += size;
@@ -663,9 +703,9 @@ static inline void ctr_charge(ls_site_ctr_t *c, uint64_t size)
 
 static inline void ctr_uncharge(ls_site_ctr_t *c, uint64_t size)
 {
-    c->live_bytes -= (int64_t)size;
+    c->frees++;
     __asm__("" ::: "memory");
-    c->live_blocks--;
+    c->freed_bytes += size;
 }
 
 static inline void site_add(uint32_t id, uint64_t size, int sign)
@@ -733,6 +773,16 @@ static LS_COLD __attribute__((noinline)) void *sites_mark_slow(char *p, size_t s
                                                                const ls_uw_frame_t *f)
 {
     uint32_t id = f ? ls__site_of_frames(f) : site_of_pc(pc);
+    if (LS_UNLIKELY(id & LS_SITE_FAILED)) {
+        ls__real.free(p - LS_SITE_HDR);
+        if (f) {
+            ls__sites_fail_record(id, f);
+        } else {
+            SITES_FAIL_RECORD(id); /* tail-called: the caller's frame is the program's */
+        }
+        errno = ENOMEM;
+        return NULL;
+    }
     return site_mark(p, size, id, 0);
 }
 
@@ -793,7 +843,7 @@ void *ls__calloc_sites(size_t n, size_t size)
     }
     if (LS_UNLIKELY(!sites_counting(total))) return ls__real.calloc(n, size);
     uint32_t id;
-    SITE_HERE(id);
+    SITE_HERE_OR_FAIL(id, (errno = ENOMEM, NULL));
     char *q = ls__real.calloc(1, total + LS_SITE_HDR);
     if (LS_UNLIKELY(!q)) return NULL;
     return site_mark(q + LS_SITE_HDR, total, id, 0);
@@ -845,9 +895,9 @@ static inline void *sites_realloc(void *p, size_t size, uint32_t id, bool count)
 
 void *ls__realloc_sites(void *p, size_t size)
 {
-    bool count = sites_counting(size);
+    bool count = sites_counting(size) && (size || !p); /* realloc(p, 0) frees: never fails */
     uint32_t id = 0;
-    if (count) SITE_HERE(id);
+    if (count) SITE_HERE_OR_FAIL(id, (errno = ENOMEM, NULL));
     return sites_realloc(p, size, id, count);
 }
 
@@ -886,9 +936,9 @@ LS_EXPORT void *reallocarray(void *p, size_t n, size_t size)
     if (LS_UNLIKELY(p && is_boot(p))) return realloc_from_boot(p, total);
     if (sampling()) {
         if (ls__mode_sites()) {
-            bool count = sites_counting(total);
+            bool count = sites_counting(total) && (total || !p);
             uint32_t id = 0;
-            if (count) SITE_HERE(id);
+            if (count) SITE_HERE_OR_FAIL(id, (errno = ENOMEM, NULL));
             return sites_realloc(p, total, id, count);
         }
         bool hit = total && sample_hit(total);
@@ -901,6 +951,7 @@ LS_EXPORT void *reallocarray(void *p, size_t n, size_t size)
     if (!fast_ok() && !untracked_prepare()) return realloc_untracked(p, total);
     ls_uw_frame_t f;
     LS_UW_CALLER_FRAME(&f);
+    if ((total || !p) && FAIL_FULL(&f)) return NULL; /* a resize to 0 frees: never fails */
     ls__tls.guard = 1;
     void *q = realloc_common(p, total, &f);
     ls__tls.guard = 0;
@@ -919,7 +970,7 @@ LS_EXPORT int posix_memalign(void **out, size_t align, size_t size)
         if (ls__mode_sites()) {
             if (!sites_align_ok(align, size)) return ls__real.posix_memalign(out, align, size);
             uint32_t id;
-            SITE_HERE(id);
+            SITE_HERE_OR_FAIL(id, ENOMEM);
             void *p = sites_aligned(align, size, id);
             if (!p) return ENOMEM;
             *out = p;
@@ -944,6 +995,12 @@ LS_EXPORT int posix_memalign(void **out, size_t align, size_t size)
     if (size > LS_SIZE_MASK) return ENOMEM;
     ls_uw_frame_t f;
     LS_UW_CALLER_FRAME(&f);
+    if (LS_UNLIKELY(ls__fail_on)) {
+        int saved = errno; /* posix_memalign reports through its result only */
+        bool failed = fail_full(&f);
+        errno = saved;
+        if (failed) return ENOMEM;
+    }
     ls__tls.guard = 1;
     void *p = NULL;
     int rc = ls__real.posix_memalign(&p, align, size + LS_TRAILER);
@@ -960,7 +1017,7 @@ LS_EXPORT void *aligned_alloc(size_t align, size_t size)
         if (ls__mode_sites()) {
             if (!sites_align_ok(align, size)) return ls__real.aligned_alloc(align, size);
             uint32_t id;
-            SITE_HERE(id);
+            SITE_HERE_OR_FAIL(id, (errno = ENOMEM, NULL));
             void *p = sites_aligned(align, size, id);
             if (!p) errno = ENOMEM;
             return p;
@@ -977,6 +1034,7 @@ LS_EXPORT void *aligned_alloc(size_t align, size_t size)
     if (!size_ok(size)) return NULL;
     ls_uw_frame_t f;
     LS_UW_CALLER_FRAME(&f);
+    if (FAIL_FULL(&f)) return NULL;
     ls__tls.guard = 1;
     void *p = ls__real.aligned_alloc(align, size + LS_TRAILER);
     if (p) track(p, size, &f);
@@ -990,7 +1048,7 @@ LS_EXPORT void *memalign(size_t align, size_t size)
         if (ls__mode_sites()) {
             if (!sites_align_ok(align, size)) return ls__real.memalign(align, size);
             uint32_t id;
-            SITE_HERE(id);
+            SITE_HERE_OR_FAIL(id, (errno = ENOMEM, NULL));
             void *p = sites_aligned(align, size, id);
             if (!p) errno = ENOMEM;
             return p;
@@ -1007,6 +1065,7 @@ LS_EXPORT void *memalign(size_t align, size_t size)
     if (!size_ok(size)) return NULL;
     ls_uw_frame_t f;
     LS_UW_CALLER_FRAME(&f);
+    if (FAIL_FULL(&f)) return NULL;
     ls__tls.guard = 1;
     void *p = ls__real.memalign(align, size + LS_TRAILER);
     if (p) track(p, size, &f);
@@ -1028,7 +1087,7 @@ LS_EXPORT void *valloc(size_t size)
         if (ls__mode_sites()) {
             if (!sites_align_ok(LS_PAGE, size)) return ls__real.memalign(LS_PAGE, size);
             uint32_t id;
-            SITE_HERE(id);
+            SITE_HERE_OR_FAIL(id, (errno = ENOMEM, NULL));
             void *p = sites_aligned(LS_PAGE, size, id);
             if (!p) errno = ENOMEM;
             return p;
@@ -1045,6 +1104,7 @@ LS_EXPORT void *valloc(size_t size)
     if (!size_ok(size)) return NULL;
     ls_uw_frame_t f;
     LS_UW_CALLER_FRAME(&f);
+    if (FAIL_FULL(&f)) return NULL;
     ls__tls.guard = 1;
     void *p = page_aligned(size, &f);
     ls__tls.guard = 0;
@@ -1062,7 +1122,7 @@ LS_EXPORT void *pvalloc(size_t size)
         if (ls__mode_sites()) {
             if (!sites_align_ok(LS_PAGE, rounded)) return ls__real.memalign(LS_PAGE, rounded);
             uint32_t id;
-            SITE_HERE(id);
+            SITE_HERE_OR_FAIL(id, (errno = ENOMEM, NULL));
             void *p = sites_aligned(LS_PAGE, rounded, id);
             if (!p) errno = ENOMEM;
             return p;
@@ -1079,6 +1139,7 @@ LS_EXPORT void *pvalloc(size_t size)
     if (!size_ok(size)) return NULL;
     ls_uw_frame_t f;
     LS_UW_CALLER_FRAME(&f);
+    if (FAIL_FULL(&f)) return NULL;
     ls__tls.guard = 1;
     void *p = page_aligned(PVALLOC_SIZE(size), &f);
     ls__tls.guard = 0;
@@ -1097,4 +1158,150 @@ LS_EXPORT size_t malloc_usable_size(void *p)
     }
     size_t u = ls__real.malloc_usable_size(p);
     return ls__bm_test((uintptr_t)p) ? u - LS_TRAILER : u;
+}
+
+/* ---- compile-time tags (ls_tags.c, include/leakscope/tags.h) --------------------------------
+ * A tagged call enters ls_agent_tag_NAME(tag, args...). In mode sites it goes to
+ * ls__tag_NAME_sites, which takes the site from the tag (no return address lookup); in every
+ * other mode the dispatcher drops the tag and jumps to the ordinary entry point, which sees the
+ * program's return address and frame as if the program had called it. 2 (the control thread is
+ * wanted, modes sample and sites) goes through ls__tag_NAME_wake.
+ */
+#define LS_TAG_DISPATCH(name, shift)                                                               \
+    __asm__(".text\n"                                                                              \
+            ".globl ls_agent_tag_" #name "\n"                                                      \
+            ".type ls_agent_tag_" #name ",@function\n"                                             \
+            ".p2align 4\nls_agent_tag_" #name ":\n"                                                \
+            "  .cfi_startproc\n"                                                                   \
+            "  cmpl $3, ls__sampling(%rip)\n"                                                      \
+            "  je ls__tag_" #name "_sites\n"                                                       \
+            "  cmpl $2, ls__sampling(%rip)\n"                                                      \
+            "  je ls__tag_" #name "_wake\n" shift "  jmp ls__" #name "_entry\n"                    \
+            "  .cfi_endproc\n"                                                                     \
+            ".size ls_agent_tag_" #name ", .-ls_agent_tag_" #name "\n")
+
+LS_TAG_DISPATCH(malloc, "  mov %rsi, %rdi\n");
+LS_TAG_DISPATCH(calloc, "  mov %rsi, %rdi\n  mov %rdx, %rsi\n");
+LS_TAG_DISPATCH(realloc, "  mov %rsi, %rdi\n  mov %rdx, %rsi\n");
+LS_TAG_DISPATCH(memalign, "  mov %rsi, %rdi\n  mov %rdx, %rsi\n");
+
+/* memalign is a C function: a local name for the dispatcher to jump to. */
+__asm__(
+    ".globl ls__memalign_entry\n.hidden ls__memalign_entry\n.set ls__memalign_entry, memalign\n");
+
+LS_DISPATCHED void *ls__tag_malloc_sites(ls_tag_t *t, size_t size);
+LS_DISPATCHED void *ls__tag_calloc_sites(ls_tag_t *t, size_t n, size_t size);
+LS_DISPATCHED void *ls__tag_realloc_sites(ls_tag_t *t, void *p, size_t size);
+LS_DISPATCHED void *ls__tag_memalign_sites(ls_tag_t *t, size_t align, size_t size);
+LS_DISPATCHED void *ls__tag_malloc_wake(ls_tag_t *t, size_t size);
+LS_DISPATCHED void *ls__tag_calloc_wake(ls_tag_t *t, size_t n, size_t size);
+LS_DISPATCHED void *ls__tag_realloc_wake(ls_tag_t *t, void *p, size_t size);
+LS_DISPATCHED void *ls__tag_memalign_wake(ls_tag_t *t, size_t align, size_t size);
+
+/* The site of a tagged call that missed the tag's cached id (the macro runs in the interposer's
+ * frame: a tag the agent does not recognise is counted at the return address). */
+#define TAG_SITE(id, t)                                                                            \
+    do {                                                                                           \
+        (id) = ls__tag_site_slow(t);                                                               \
+        if (LS_UNLIKELY((id) == UINT32_MAX)) SITE_HERE(id);                                        \
+    } while (0)
+#define TAG_SITE_OR_FAIL(id, t, ...)                                                               \
+    do {                                                                                           \
+        int32_t cached_ =                                                                          \
+            (int32_t)atomic_load_explicit((_Atomic uint32_t *)&(t)->site, memory_order_relaxed);   \
+        if (LS_LIKELY(cached_ > 0)) {                                                              \
+            (id) = (uint32_t)cached_;                                                              \
+        } else {                                                                                   \
+            TAG_SITE(id, t);                                                                       \
+            if (LS_UNLIKELY((id)&LS_SITE_FAILED)) {                                                \
+                SITES_FAIL_RECORD(id);                                                             \
+                return __VA_ARGS__;                                                                \
+            }                                                                                      \
+        }                                                                                          \
+    } while (0)
+
+static LS_COLD __attribute__((noinline)) void *tag_mark_slow(char *p, size_t size, ls_tag_t *t)
+{
+    uint32_t id;
+    TAG_SITE(id, t);
+    if (LS_UNLIKELY(id & LS_SITE_FAILED)) {
+        ls__real.free(p - LS_SITE_HDR);
+        SITES_FAIL_RECORD(id); /* tail-called: the caller's frame is the program's */
+        errno = ENOMEM;
+        return NULL;
+    }
+    return site_mark(p, size, id, 0);
+}
+
+/* The hottest tagged path: like ls__malloc_sites, with the tag's id instead of the cache. */
+void *ls__tag_malloc_sites(ls_tag_t *t, size_t size)
+{
+    if (LS_UNLIKELY(!sites_counting(size))) return ls__real.malloc(size);
+    char *q = ls__real.malloc(size + LS_SITE_HDR);
+    if (LS_UNLIKELY(!q)) return NULL;
+    q += LS_SITE_HDR;
+    int32_t id = (int32_t)atomic_load_explicit((_Atomic uint32_t *)&t->site, memory_order_relaxed);
+    ls_site_ctr_t *sh = ls__tls.sites_shard;
+    if (LS_UNLIKELY(id <= 0 || !sh)) return tag_mark_slow(q, size, t);
+    site_header(q, size, (uint32_t)id, 0);
+    ctr_charge(&sh[id], size);
+    return q;
+}
+
+void *ls__tag_calloc_sites(ls_tag_t *t, size_t n, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (LS_UNLIKELY(!sites_counting(total))) return ls__real.calloc(n, size);
+    uint32_t id;
+    TAG_SITE_OR_FAIL(id, t, (errno = ENOMEM, NULL));
+    char *q = ls__real.calloc(1, total + LS_SITE_HDR);
+    if (LS_UNLIKELY(!q)) return NULL;
+    return site_mark(q + LS_SITE_HDR, total, id, 0);
+}
+
+void *ls__tag_realloc_sites(ls_tag_t *t, void *p, size_t size)
+{
+    bool count = sites_counting(size) && (size || !p);
+    uint32_t id = 0;
+    if (count) TAG_SITE_OR_FAIL(id, t, (errno = ENOMEM, NULL));
+    return sites_realloc(p, size, id, count);
+}
+
+void *ls__tag_memalign_sites(ls_tag_t *t, size_t align, size_t size)
+{
+    if (!sites_align_ok(align, size)) return ls__real.memalign(align, size);
+    uint32_t id;
+    TAG_SITE_OR_FAIL(id, t, (errno = ENOMEM, NULL));
+    void *p = sites_aligned(align, size, id);
+    if (!p) errno = ENOMEM;
+    return p;
+}
+
+/* Entered by a jump with the program's return address: each ends in a tail call. */
+void *ls__tag_malloc_wake(ls_tag_t *t, size_t size)
+{
+    wake_control();
+    return ls__mode_sites() ? ls__tag_malloc_sites(t, size) : ls__malloc_sample(size);
+}
+
+void *ls__tag_calloc_wake(ls_tag_t *t, size_t n, size_t size)
+{
+    wake_control();
+    return ls__mode_sites() ? ls__tag_calloc_sites(t, n, size) : ls__calloc_sample(n, size);
+}
+
+void *ls__tag_realloc_wake(ls_tag_t *t, void *p, size_t size)
+{
+    wake_control();
+    return ls__mode_sites() ? ls__tag_realloc_sites(t, p, size) : ls__realloc_sample(p, size);
+}
+
+void *ls__tag_memalign_wake(ls_tag_t *t, size_t align, size_t size)
+{
+    wake_control();
+    return ls__mode_sites() ? ls__tag_memalign_sites(t, align, size) : memalign(align, size);
 }

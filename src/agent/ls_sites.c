@@ -11,17 +11,17 @@
  * key is written before its id is published with release), and only a new site takes the table
  * lock and interns its frames in the stack depot - the hot path touches neither.
  *
- * Counters: one shard per thread, an array indexed by site id of {live_bytes, live_blocks,
- * allocs, bytes} (NORESERVE: only the pages of the sites a thread uses cost memory), written
- * with plain adds by its thread only. A free on another thread than the allocation's decrements
- * the freeing thread's shard: only the sum over shards means something. A thread that exits
- * folds its shard into the retired shard (atomic adds) from a pthread key destructor and hands it
- * back zeroed for the next thread; what it allocates or frees after that (later destructors)
- * goes to the retired shard directly. A snapshot sums retired + every live shard with plain
- * loads under the registry lock: exact when no other thread allocates meanwhile (the exit
- * snapshot of a program whose threads are done), otherwise each 8-byte counter is read whole
- * but not all at one instant, so a live snapshot may be off by the calls in flight; it clamps
- * live_* to [0, allocs/bytes] so such a read never shows the impossible.
+ * Counters: one shard per thread, an array indexed by site id of {allocs, bytes, frees,
+ * freed_bytes} (live = allocs - frees: two adds per call, not four) (NORESERVE: only the pages of
+ * the sites a thread uses cost memory), written with plain adds by its thread only. A free on
+ * another thread than the allocation's decrements the freeing thread's shard: only the sum over
+ * shards means something. A thread that exits folds its shard into the retired shard (atomic adds)
+ * from a pthread key destructor and hands it back zeroed for the next thread; what it allocates or
+ * frees after that (later destructors) goes to the retired shard directly. A snapshot sums retired
+ * + every live shard with plain loads under the registry lock: exact when no other thread allocates
+ * meanwhile (the exit snapshot of a program whose threads are done), otherwise each 8-byte counter
+ * is read whole but not all at one instant, so a live snapshot may be off by the calls in flight;
+ * it clamps live_* to [0, allocs/bytes] so such a read never shows the impossible.
  *
  * Lock order: registry lock > table lock > depot bucket locks (ls_agent.h).
  */
@@ -40,6 +40,8 @@
 #include <unistd.h>
 
 #include "../../include/leakscope.h"
+#define LEAKSCOPE_TAGS_TYPES_ONLY
+#include "../../include/leakscope/tags.h"
 
 #define LS_SITE_HASH_BITS 21 /* 2^21 slots for at most 2^20 sites: load factor <= 1/2 */
 #define LS_SITE_HASH      (1u << LS_SITE_HASH_BITS)
@@ -57,6 +59,8 @@ typedef struct site_slot {
 typedef struct site_rec {
     uint64_t key;
     uint32_t stack;
+    uint32_t tag;  /* 1 + index in TAGS of a tagged site (ls_tags.c), else 0 */
+    uint32_t fail; /* the fault injection rule (1-based) of the site, 0: none */
     uint32_t pad;
 } site_rec_t;
 
@@ -83,11 +87,14 @@ static inline uint64_t mix64(uint64_t x)
 }
 
 /* ---- sites --------------------------------------------------------------------------------- */
-/* Looks key up, creating its site (with frames pcs[0..n)) if new. Caller: guard clear or set,
- * never inside a signal handler that interrupted the table lock (the interposers do not count
- * while the guard is set, and the guard is set around this lock). */
-static uint32_t site_lookup(uint64_t key, const uintptr_t *pcs, size_t n)
+/* Looks key up, creating its site (with frames pcs[0..n), or for a tagged site tag t with index
+ * tag1) if new; *created tells. Caller: guard clear or set, never inside a signal handler that
+ * interrupted the table lock (the interposers do not count while the guard is set, and the guard
+ * is set around this lock). */
+static uint32_t site_lookup(uint64_t key, const uintptr_t *pcs, size_t n, const ls_tag_t *t,
+                            uint32_t tag1, bool *created)
 {
+    *created = false;
     uint32_t mask = LS_SITE_HASH - 1, i = (uint32_t)mix64(key) & mask;
     for (;;) { /* lock-free probe: the common miss of a thread's cache */
         uint32_t id = atomic_load_explicit(&slots[i].id, memory_order_acquire);
@@ -115,6 +122,11 @@ static uint32_t site_lookup(uint64_t key, const uintptr_t *pcs, size_t n)
     }
     recs[id].key = key;
     recs[id].stack = ls__depot_intern(pcs, n, ls__depot_hash(pcs, n));
+    recs[id].tag = tag1;
+    /* Which rule a site falls under is settled once, here; its calls then only fire. */
+    if (ls__fail_on)
+        recs[id].fail = (uint32_t)(t ? ls__fail_match_tag(t) : ls__fail_match_pc(pcs[0]));
+    *created = true;
     atomic_store_explicit(&slots[i].key, key, memory_order_relaxed);
     atomic_store_explicit(&slots[i].id, id, memory_order_release);
     atomic_store_explicit(&nsites, id + 1, memory_order_release);
@@ -131,12 +143,36 @@ static inline void cache_put(uint64_t key, uint32_t id)
     ls__tls.site_cache[c].id = id;
 }
 
+uint32_t ls__site_fire(uint32_t id)
+{
+    uint32_t r = id ? recs[id].fail : 0;
+    return r && ls__fail_fire((int)r) ? id | LS_SITE_FAILED : id;
+}
+
 uint32_t ls__site_of_pc_slow(uintptr_t pc)
 {
     uintptr_t pcs[1] = {pc};
-    uint32_t id = site_lookup(pc, pcs, 1);
+    bool created;
+    uint32_t id = site_lookup(pc, pcs, 1, NULL, 0, &created);
+    if (LS_UNLIKELY(id && recs[id].fail)) return ls__site_fire(id); /* never cached */
     cache_put(pc, id);
     return id;
+}
+
+uint32_t ls__site_of_tag(const ls_tag_t *t, uint32_t tag1, bool *created)
+{
+    uintptr_t pcs[1] = {(uintptr_t)t}; /* the tag's own address: MODULES finds its module */
+    return site_lookup((uintptr_t)t, pcs, 1, t, tag1, created);
+}
+
+uint32_t ls__site_fail_rule(uint32_t id)
+{
+    return id ? recs[id].fail : 0;
+}
+
+void ls__sites_fail_record(uint32_t id, const ls_uw_frame_t *f)
+{
+    ls__fail_record((int)ls__site_fail_rule(id & ~LS_SITE_FAILED), f);
 }
 
 uint32_t ls__site_of_frames(const ls_uw_frame_t *f)
@@ -155,7 +191,9 @@ uint32_t ls__site_of_frames(const ls_uw_frame_t *f)
     if (!h) h = 1; /* 0 marks an empty cache entry */
     size_t c = (size_t)(h ^ (h >> 8)) & (LS_SITE_CACHE - 1);
     if (LS_LIKELY(t->site_cache[c].key == h)) return t->site_cache[c].id;
-    uint32_t id = site_lookup(h, pcs, n);
+    bool created;
+    uint32_t id = site_lookup(h, pcs, n, NULL, 0, &created);
+    if (LS_UNLIKELY(id && recs[id].fail)) return ls__site_fire(id); /* never cached */
     cache_put(h, id);
     return id;
 }
@@ -167,9 +205,9 @@ static void shard_fold(ls_site_ctr_t *s)
     uint32_t n = atomic_load(&nsites);
     for (uint32_t i = 0; i < n; i++) {
         ls_site_ctr_t *c = &s[i];
-        if (!c->allocs && !c->live_blocks && !c->live_bytes && !c->bytes) continue;
-        __atomic_fetch_add(&retired[i].live_bytes, c->live_bytes, __ATOMIC_RELAXED);
-        __atomic_fetch_add(&retired[i].live_blocks, c->live_blocks, __ATOMIC_RELAXED);
+        if (!c->allocs && !c->frees) continue;
+        __atomic_fetch_add(&retired[i].frees, c->frees, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&retired[i].freed_bytes, c->freed_bytes, __ATOMIC_RELAXED);
         __atomic_fetch_add(&retired[i].allocs, c->allocs, __ATOMIC_RELAXED);
         __atomic_fetch_add(&retired[i].bytes, c->bytes, __ATOMIC_RELAXED);
     }
@@ -250,13 +288,11 @@ void ls__sites_charge_retired(uint32_t id, uint64_t size, int sign)
 {
     ls_site_ctr_t *c = &retired[id];
     if (sign > 0) {
-        __atomic_fetch_add(&c->live_bytes, (int64_t)size, __ATOMIC_RELAXED);
-        __atomic_fetch_add(&c->live_blocks, 1, __ATOMIC_RELAXED);
         __atomic_fetch_add(&c->allocs, 1, __ATOMIC_RELAXED);
         __atomic_fetch_add(&c->bytes, size, __ATOMIC_RELAXED);
     } else {
-        __atomic_fetch_sub(&c->live_bytes, (int64_t)size, __ATOMIC_RELAXED);
-        __atomic_fetch_sub(&c->live_blocks, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&c->frees, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&c->freed_bytes, size, __ATOMIC_RELAXED);
     }
 }
 
@@ -310,6 +346,7 @@ bool ls__sites_init(void)
     }
     atomic_store(&ls__sites.on, o->sites_enabled ? 1 : 0);
     ls__sites.mode = true;
+    ls__tags_sites_ready();
     atomic_store_explicit(&ls__sampling, 3, memory_order_release);
     return true;
 }
@@ -365,25 +402,31 @@ void ls__sites_view_take(ls_sites_view_t *v)
     ls__spin_lock(&registry_lock);
     size_t m = 0;
     for (uint32_t id = 0; id < n; id++) {
-        int64_t lb = __atomic_load_n(&retired[id].live_bytes, __ATOMIC_RELAXED);
-        int64_t lk = __atomic_load_n(&retired[id].live_blocks, __ATOMIC_RELAXED);
         uint64_t al = __atomic_load_n(&retired[id].allocs, __ATOMIC_RELAXED);
         uint64_t by = __atomic_load_n(&retired[id].bytes, __ATOMIC_RELAXED);
+        uint64_t fr = __atomic_load_n(&retired[id].frees, __ATOMIC_RELAXED);
+        uint64_t fb = __atomic_load_n(&retired[id].freed_bytes, __ATOMIC_RELAXED);
         for (size_t k = 0; k < nshards; k++) {
             const ls_site_ctr_t *c = &shards[k][id];
-            lb += __atomic_load_n(&c->live_bytes, __ATOMIC_RELAXED);
-            lk += __atomic_load_n(&c->live_blocks, __ATOMIC_RELAXED);
             al += __atomic_load_n(&c->allocs, __ATOMIC_RELAXED);
             by += __atomic_load_n(&c->bytes, __ATOMIC_RELAXED);
+            fr += __atomic_load_n(&c->frees, __ATOMIC_RELAXED);
+            fb += __atomic_load_n(&c->freed_bytes, __ATOMIC_RELAXED);
         }
-        if (!al && !lk) continue;
+        if (!al && !fr && !(id && recs[id].tag)) continue; /* every tag is listed (TAGS) */
         /* Exact when the host holds still; a read racing the host is clamped (head comment). */
+        int64_t lk = (int64_t)(al - fr), lb = (int64_t)(by - fb);
         if (lk < 0 || lb < 0) lk = lb = 0;
         if ((uint64_t)lk > al) lk = (int64_t)al;
         if ((uint64_t)lb > by) lb = (int64_t)by;
+        if (!lk) lb = 0;
         uint32_t stack = id ? recs[id].stack : 0; /* 0: the overflow site, no frames */
-        out[m++] = (ls_fmt_site_t){
-            .stack = stack, .live_bytes = lb, .live_blocks = lk, .allocs = al, .bytes = by};
+        out[m++] = (ls_fmt_site_t){.stack = stack,
+                                   .tag = id ? recs[id].tag : 0,
+                                   .live_bytes = lb,
+                                   .live_blocks = lk,
+                                   .allocs = al,
+                                   .bytes = by};
     }
     ls__spin_unlock(&registry_lock);
     v->recs = out;

@@ -3,7 +3,7 @@
  * META, MODULES, the STACKS that live blocks, the sample table and the reference counts use,
  * BLOCKS with their classification, SAMPLE_ALLOCS in mode sample (BLOCKS then holds the live
  * sampled blocks, unclassified), SITES instead of BLOCKS in mode sites, the REF_* chunks when
- * objects were registered, STATS.
+ * objects were registered, FAULTS when fault injection rules are active, STATS.
  * Written to PATH.tmp.PID and renamed, so a reader sees the whole file or nothing.
  */
 #define _GNU_SOURCE
@@ -152,7 +152,9 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
     if (sampling) ls__sample_view_take(&sv);
     ls_sites_view_t tv = {0};
     if (sites) ls__sites_view_take(&tv);
-    size_t nall = n + nref + sv.n + tv.n;
+    ls_fail_view_t fv; /* injected failures (fault injection): their stacks go to STACKS */
+    ls__fail_view_take(&fv);
+    size_t nall = n + nref + sv.n + tv.n + fv.n;
     size_t scratch_bytes = (1u << 20) + nall * 8 + 65536 * 4 + 64 * 3;
     char *scratch = ls__map(scratch_bytes);
     if (!scratch) {
@@ -161,6 +163,7 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
         ls__refs_view_free(rv);
         ls__sample_view_free(&sv);
         ls__sites_view_free(&tv);
+        ls__fail_view_free(&fv);
         return ENOMEM;
     }
     char *wbuf = scratch;
@@ -201,6 +204,7 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
         ls_fmt_put_u64(&w, LS_META_SITE_FRAMES, (uint64_t)ls__sites.frames);
         ls_fmt_put_u64(&w, LS_META_SITES_ENABLED, (uint64_t)atomic_load(&ls__sites.on));
     }
+    if (ls__fail_rules()) ls_fmt_put_str(&w, LS_META_FAIL, ls__fail_rules());
     ls_fmt_chunk_end(&w, 0);
 
     ls__modules_lock();
@@ -212,6 +216,7 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
     if (rv) ls__refs_stack_ids(rv, ids + n, nref);
     for (size_t i = 0; i < sv.n; i++) ids[n + nref + i] = sv.recs[i].stack;
     for (size_t i = 0; i < tv.n; i++) ids[n + nref + sv.n + i] = tv.recs[i].stack;
+    for (size_t i = 0; i < fv.n; i++) ids[n + nref + sv.n + tv.n + i] = fv.recs[i].stack;
     size_t nids = nall ? unique_ids(ids, tmp, nall, count) : 0;
     ls_fmt_chunk_begin(&w, LS_CHUNK_STACKS);
     for (size_t i = 0; i < nids; i++) {
@@ -244,12 +249,14 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
     if (sampling) ls__sample_write(&w, &sv);
     if (sites) {
         ls__sites_write(&w, &tv);
+        ls__tags_write(&w);
         for (size_t i = 0; i < tv.n; i++) {
             live_bytes += (uint64_t)tv.recs[i].live_bytes;
             live_blocks += (uint64_t)tv.recs[i].live_blocks;
         }
     }
     if (rv) ls__refs_write(&w, rv);
+    ls__fail_write(&w, &fv);
 
     ls_fmt_chunk_begin(&w, LS_CHUNK_STATS);
     /* mode sample does not count frees of unsampled blocks (ls_interpose.c: free) */
@@ -267,6 +274,7 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
     ls_fmt_put_u64(&w, LS_STAT_PAUSE_NS, res->pause_ns);
     ls_fmt_put_u64(&w, LS_STAT_MARKERS_DROPPED, ls__markers_dropped());
     if (rv) ls__refs_write_stats(&w, rv);
+    ls__fail_write_stats(&w);
     ls_fmt_chunk_end(&w, 0);
 
     int err = ls_fmt_writer_finish(&w);
@@ -274,6 +282,7 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
     ls__refs_view_free(rv);
     ls__sample_view_free(&sv);
     ls__sites_view_free(&tv);
+    ls__fail_view_free(&fv);
     if (close(fd) < 0 && !err) err = errno;
     if (!err && special) {
         err = copy_into(tmp_path, path);

@@ -17,6 +17,8 @@
  */
 #define _GNU_SOURCE
 #include "ls_cli.h"
+#include "ls_fail_report.h"
+#include "ls_fail_spec.h"
 #include "ls_format_read.h"
 #include "ls_output.h"
 #include "ls_profile.h"
@@ -49,13 +51,77 @@ typedef struct run_opts {
     long site_frames;   /* 0 = not given (the agent's default) */
     int error_exitcode; /* 0 = not given */
     int show_reachable;
-    char extra[1536]; /* further agent options, ":key=value..." */
-    char refs[512];   /* --refs entries, agent syntax: REF,UNREF[,TYPE] separated by ';' */
+    char extra[1536];     /* further agent options, ":key=value..." */
+    char refs[512];       /* --refs entries, agent syntax: REF,UNREF[,TYPE] separated by ';' */
+    const char *fail[64]; /* --fail specs (ls_fail_spec.h), parsed once all options are read */
+    size_t nfail;
+    char *fail_rules; /* their agent form (malloc'd), until it is passed on */
 } run_opts_t;
 
 static volatile pid_t child_pid;
 
 static int parse_int(const char *s, long lo, long hi, long *out);
+static int add_option(run_opts_t *o, const char *key, const char *value);
+
+/* --fail: parses the specs and resolves them in program into o->fail_rules. Returns 0, or -1
+ * after a message. */
+static int resolve_fail_rules(run_opts_t *o, const char *program)
+{
+    ls_fail_spec_t *specs = calloc(o->nfail, sizeof(*specs));
+    char why[1024];
+    char *agent_rules = NULL;
+    size_t n = 0;
+    int rc = -1;
+    if (!specs) {
+        fprintf(stderr, "leakscope run: out of memory\n");
+        return -1;
+    }
+    for (; n < o->nfail; n++) {
+        if (ls_fail_spec_parse(o->fail[n], &specs[n], why, sizeof(why))) {
+            fprintf(stderr, "leakscope run: --fail '%s': %s\n", o->fail[n], why);
+            goto done;
+        }
+    }
+    if (ls_fail_resolve(specs, n, program, &agent_rules, stderr, "leakscope run", why,
+                        sizeof(why))) {
+        fprintf(stderr, "leakscope run: %s\n", why);
+        goto done;
+    }
+    o->fail_rules = agent_rules;
+    rc = 0;
+done:
+    for (size_t i = 0; i < n; i++) ls_fail_spec_free(&specs[i]);
+    free(specs);
+    return rc;
+}
+
+/* The agent's fail option: the rules themselves when they fit its 511 bytes, else @FILE with
+ * FILE in the run's directory. Frees o->fail_rules. Returns 0, or -1 after a message. */
+static int pass_fail_rules(run_opts_t *o, const char *dir)
+{
+    char path[PATH_MAX + 32], value[PATH_MAX + 40];
+    const char *v = o->fail_rules;
+    int rc = 0;
+    if (strlen(o->fail_rules) > 511) {
+        snprintf(path, sizeof(path), "%s/fail.rules", dir);
+        FILE *f = fopen(path, "w");
+        bool ok = f && fputs(o->fail_rules, f) >= 0;
+        if (f && fclose(f) != 0) ok = false;
+        if (!ok) {
+            fprintf(stderr, "leakscope run: cannot write %s: %s\n", path, strerror(errno));
+            rc = -1;
+        }
+        snprintf(value, sizeof(value), "@%s", path);
+        v = value;
+    }
+    if (!rc && add_option(o, "fail", v)) {
+        fprintf(stderr, "leakscope run: too many options for the agent (or ':' in TMPDIR)\n");
+        rc = -1;
+    }
+    free(o->fail_rules);
+    o->fail_rules = NULL;
+    return rc;
+}
 
 static void forward_signal(int sig)
 {
@@ -91,6 +157,11 @@ static void run_usage(FILE *f)
             "                         program's functions REF(obj) (takes a reference) and\n"
             "                         UNREF(obj) (drops one), e.g. g_object_ref:g_object_unref;\n"
             "                         TYPE names them in the report (default: REF); repeatable\n"
+            "  --fail SPEC            fault injection (modes full and sites): matching\n"
+            "                         allocations return NULL (ENOMEM); SPEC is\n"
+            "                         FILE:LINE, FUNCTION, MODULE+0xOFF or MODULE+0xLO-0xHI,\n"
+            "                         then ,nth=N | ,every=N | ,probability=P[,seed=S];\n"
+            "                         repeatable (leakscope(1), FAULT INJECTION)\n"
             "The program runs with G_SLICE=always-malloc unless G_SLICE is set: GLib's slice\n"
             "allocator would otherwise hide its objects from leakscope (as from valgrind).\n");
 }
@@ -299,6 +370,31 @@ static long long render_profile(const ls_snapshot_t *snap, ls_symbolizer_t *sym,
     return rc;
 }
 
+/* Mode sites with --fail: the injected failures (the leak report prints them in mode full).
+ * Returns 0, -1 on error. */
+static long long render_faults(const char *snap_path)
+{
+    ls_snapshot_t snap;
+    char err[1024];
+    if (ls_snapshot_load(snap_path, &snap, err, sizeof(err))) {
+        fprintf(stderr, "leakscope: %s\n", err);
+        return -1;
+    }
+    ls_symbolizer_t *sym = ls_symbolizer_new(&snap, NULL);
+    ls_faults_t *f = NULL;
+    long long rc = 0;
+    if (ls_faults_build(&snap, sym, &f)) {
+        fprintf(stderr, "leakscope: %s: out of memory\n", snap_path);
+        rc = -1;
+    }
+    ls_faults_write_text(f, stderr);
+    fflush(stderr);
+    ls_faults_free(f);
+    ls_symbolizer_free(sym);
+    ls_snapshot_free(&snap);
+    return rc;
+}
+
 /* Renders one process's snapshot; returns lost bytes (definitely + indirectly) plus reference
  * problems (ls_report_refs_problems), -1 on error. */
 static long long render(const char *snap_path, const run_opts_t *o, const ls_suppressions_t *supp,
@@ -309,10 +405,9 @@ static long long render(const char *snap_path, const run_opts_t *o, const ls_sup
     char err[1024];
     if (!strcmp(o->mode, "sites")) {
         /* No leak check, no blocks: the counters are the `sites` command's to show. */
-        (void)snap_path;
         fprintf(stderr, "leakscope: mode sites: leakscope sites %s shows the counters\n",
                 o->output_path ? o->output_path : "FILE (keep it with --output FILE)");
-        return 0;
+        return o->nfail ? render_faults(snap_path) : 0;
     }
     if (ls_snapshot_load(snap_path, &snap, err, sizeof(err))) {
         fprintf(stderr, "leakscope: %s\n", err);
@@ -400,6 +495,7 @@ int ls_cmd_run(int argc, char **argv)
         {"snapshot-output", required_argument, NULL, 'O'},
         {"no-control", no_argument, NULL, 'C'},
         {"refs", required_argument, NULL, 'R'},
+        {"fail", required_argument, NULL, 'F'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -510,6 +606,13 @@ int ls_cmd_run(int argc, char **argv)
             }
             break;
         }
+        case 'F':
+            if (o.nfail == sizeof(o.fail) / sizeof(o.fail[0])) {
+                fprintf(stderr, "leakscope run: too many --fail (at most %zu)\n", o.nfail);
+                return 2;
+            }
+            o.fail[o.nfail++] = optarg;
+            break;
         case 'h':
             run_usage(stdout);
             return 0;
@@ -531,12 +634,19 @@ int ls_cmd_run(int argc, char **argv)
         fprintf(stderr, "leakscope run: too many options for the agent\n");
         return 2;
     }
+    if (o.nfail && !strcmp(o.mode, "sample")) {
+        fprintf(stderr, "leakscope run: --fail works in modes full and sites, not in mode sample "
+                        "(it sees too few calls to fail a chosen one)\n");
+        return 2;
+    }
     if (optind >= argc) {
         fprintf(stderr, "leakscope run: no program given\n");
         run_usage(stderr);
         return 2;
     }
     char **prog = argv + optind;
+    /* Resolved now: a spec that is wrong or names nothing stops us before the program runs. */
+    if (o.nfail && resolve_fail_rules(&o, prog[0])) return 2;
 
     ls_suppressions_t *supp = NULL;
     char err[1024];
@@ -545,6 +655,7 @@ int ls_cmd_run(int argc, char **argv)
         if (!supp || ls_suppressions_load(supp, o.supp_path, err, sizeof(err))) {
             fprintf(stderr, "leakscope run: %s\n", supp ? err : "out of memory");
             ls_suppressions_free(supp);
+            free(o.fail_rules);
             return 2;
         }
     }
@@ -555,6 +666,7 @@ int ls_cmd_run(int argc, char **argv)
                 "LEAKSCOPE_AGENT\n",
                 agent);
         ls_suppressions_free(supp);
+        free(o.fail_rules);
         return 2;
     }
     const char *tmpdir = getenv("TMPDIR");
@@ -563,6 +675,12 @@ int ls_cmd_run(int argc, char **argv)
     if (!mkdtemp(dir)) {
         fprintf(stderr, "leakscope run: cannot create a directory in %s: %s\n",
                 tmpdir && *tmpdir ? tmpdir : "/tmp", strerror(errno));
+        ls_suppressions_free(supp);
+        free(o.fail_rules);
+        return 2;
+    }
+    if (o.fail_rules && pass_fail_rules(&o, dir)) {
+        remove_dir(dir);
         ls_suppressions_free(supp);
         return 2;
     }

@@ -31,6 +31,8 @@ static void usage(FILE *f)
             "      --top N                sites shown (default: all; 0 = all)\n"
             "      --site-frames N        frames per site (1..16; default: the snapshot's own,\n"
             "                             1 for full and sample snapshots)\n"
+            "      --all                  also the sites never called (compile-time tags: every\n"
+            "                             tag of the program, as /proc/allocinfo lists them)\n"
             "  -o, --output OUT           write to OUT (atomically) instead of stdout\n"
             "  -h, --help                 this text\n");
 }
@@ -43,12 +45,14 @@ int ls_cmd_sites(int argc, char **argv)
         {"sort", required_argument, NULL, 's'},
         {"top", required_argument, NULL, 't'},
         {"site-frames", required_argument, NULL, 'F'},
+        {"all", no_argument, NULL, 'a'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *format = "text", *output = NULL;
     ls_sites_sort_t by = LS_SITES_SORT_BYTES;
     uint64_t top = 0, frames = 0;
+    unsigned flags = 0;
 
     optind = 0;
     opterr = 0;
@@ -75,6 +79,9 @@ int ls_cmd_sites(int argc, char **argv)
             if (ls_parse_uint(optarg, 16, &frames) || frames == 0)
                 return ls_usage_error(CMD, "--site-frames needs 1..16, got '%s'", optarg);
             break;
+        case 'a':
+            flags |= LS_SITES_ALL;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -97,7 +104,7 @@ int ls_cmd_sites(int argc, char **argv)
         fprintf(stderr, CMD ": %s\n", err);
         return 1;
     }
-    if (ls_sites_build(&snap, (unsigned)frames, &v, err, sizeof(err))) {
+    if (ls_sites_build_ex(&snap, (unsigned)frames, flags, &v, err, sizeof(err))) {
         fprintf(stderr, CMD ": %s: %s\n", path, err);
         goto done;
     }

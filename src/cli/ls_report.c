@@ -15,6 +15,7 @@
  *     each gets its expanded frames and its site (ls_agg.h).
  */
 #include "ls_report.h"
+#include "ls_fail_report.h"
 #include "ls_output.h"
 #include "ls_refs_report.h"
 
@@ -42,7 +43,8 @@ struct ls_report {
     size_t nrecs;
     uint64_t *supp_blocks, *supp_bytes, *supp_stacks; /* per opts.supp index */
     size_t nsupp;
-    ls_refs_t *refs; /* reference counts (empty without REF_* chunks) */
+    ls_refs_t *refs;     /* reference counts (empty without REF_* chunks) */
+    ls_faults_t *faults; /* injected allocation failures; NULL without fault injection */
 };
 
 static const char *const kind_phrase[5] = {"live (not leak-checked)", "definitely lost",
@@ -201,6 +203,7 @@ ls_report_t *ls_report_build(const ls_snapshot_t *snap, ls_symbolizer_t *sym,
     }
     r->refs = ls_refs_build(snap, sym, r->opts.site_rules, err, errlen);
     if (!r->refs) goto oom;
+    if (ls_faults_build(snap, sym, &r->faults)) goto oom;
 
     free(stack_supp);
     free(suppressed);
@@ -252,6 +255,7 @@ void ls_report_free(ls_report_t *r)
     free(r->supp_bytes);
     free(r->supp_stacks);
     ls_refs_free(r->refs);
+    ls_faults_free(r->faults);
     free(r);
 }
 
@@ -342,6 +346,7 @@ void ls_report_write_text(const ls_report_t *r, FILE *out)
                 ls_commas(r->supp_bytes[k], b1), ls_commas(r->supp_blocks[k], b2));
     }
     ls_refs_write_summary(r->refs, out);
+    ls_faults_write_text(r->faults, out);
 }
 
 /* ---- JSON ------------------------------------------------------------------------------ */
@@ -449,6 +454,7 @@ int ls_report_write_json(const ls_report_t *r, FILE *out)
 
     cJSON *tail = cJSON_CreateObject();
     if (tail) ls_jput(&c, tail, "refs", ls_refs_json(r->refs, &c));
+    if (tail) ls_jput(&c, tail, "faults", ls_faults_json(r->faults, &c));
     cJSON *sup = tail ? ls_jarr(&c, tail, "suppressions") : NULL;
     if (!tail) c.oom = 1;
     for (size_t k = 0; sup && k < r->nsupp; k++) {

@@ -93,6 +93,12 @@
  *   operation that ended the object, else null; history: the object's events (oldest first)
  *   when the first occurrence happened, each with its site. type and create_stack are null for
  *   objects never registered.
+ *
+ * Since fault injection (only additions):
+ *   "faults": null without fault injection (no META fail), else the object ls_fail_report.h
+ *   describes: {"calls", "injected", "unrecorded", "rules": [{"rule", "spec", "injected",
+ *   "stacks": [{"count", "first_ns", "stack_id", "stack": [frames]}]}]}. The text report ends
+ *   with the same section ("injected N allocation failures (M matching calls)", per rule).
  */
 #ifndef LS_REPORT_H
 #define LS_REPORT_H

@@ -6,7 +6,9 @@
  * weighted stacks of ls_profile_build for full and sample snapshots), items are grouped by their
  * first site_frames pcs (sort + merge), and rows are rendered from the groups. Raw pcs are a
  * fine key inside one snapshot (one address space); across snapshots (diff) rows are keyed by
- * module path + offset instead.
+ * module path + offset instead. A tagged site (format 1.5) is keyed by its tag, (module base
+ * name, file, line, function), inside one snapshot as across two: the same tag loaded twice
+ * (dlclose, dlopen) is one row.
  */
 #define _GNU_SOURCE /* qsort_r */
 #include "ls_sites.h"
@@ -41,6 +43,8 @@ const char *ls_sites_sort_name(ls_sites_sort_t by)
 typedef struct item {
     uint32_t stack, n;
     const uint64_t *pcs;
+    const ls_snap_tag_t *tag; /* a tagged site: keyed by tag and module, not by pcs */
+    const char *module;
     int64_t x[4];  /* exact: live bytes, live blocks, allocs, bytes */
     double est[4]; /* estimates (sample), same order */
 } item_t;
@@ -53,10 +57,34 @@ static int cmp_pcs(const uint64_t *a, uint32_t na, const uint64_t *b, uint32_t n
     return na < nb ? -1 : na > nb;
 }
 
+static int cmp_bytes(const char *a, size_t na, const char *b, size_t nb)
+{
+    int c = memcmp(a, b, na < nb ? na : nb);
+    if (c) return c < 0 ? -1 : 1;
+    return na < nb ? -1 : na > nb;
+}
+
+/* The site key: untagged sites by pcs, then tagged ones by (module, file, line, function). */
+static int cmp_site(const ls_snap_tag_t *ta, const char *ma, const uint64_t *pa, uint32_t na,
+                    const ls_snap_tag_t *tb, const char *mb, const uint64_t *pb, uint32_t nb)
+{
+    if (!ta || !tb) return ta ? 1 : tb ? -1 : cmp_pcs(pa, na, pb, nb);
+    int c = strcmp(ma ? ma : "", mb ? mb : "");
+    if (!c) c = cmp_bytes(ta->file, ta->file_len, tb->file, tb->file_len);
+    if (!c && ta->line != tb->line) c = ta->line < tb->line ? -1 : 1;
+    if (!c) c = cmp_bytes(ta->func, ta->func_len, tb->func, tb->func_len);
+    return c;
+}
+
+static int cmp_item_site(const item_t *x, const item_t *y)
+{
+    return cmp_site(x->tag, x->module, x->pcs, x->n, y->tag, y->module, y->pcs, y->n);
+}
+
 static int cmp_item(const void *a, const void *b)
 {
     const item_t *x = a, *y = b;
-    int c = cmp_pcs(x->pcs, x->n, y->pcs, y->n);
+    int c = cmp_item_site(x, y);
     if (c) return c;
     return x->stack < y->stack ? -1 : x->stack > y->stack;
 }
@@ -75,8 +103,15 @@ static int64_t u2i(uint64_t u)
 int ls_sites_build(const ls_snapshot_t *snap, unsigned frames, ls_sites_t *v, char *err,
                    size_t errlen)
 {
+    return ls_sites_build_ex(snap, frames, 0, v, err, errlen);
+}
+
+int ls_sites_build_ex(const ls_snapshot_t *snap, unsigned frames, unsigned flags, ls_sites_t *v,
+                      char *err, size_t errlen)
+{
     memset(v, 0, sizeof(*v));
     v->snap = snap;
+    v->all = (flags & LS_SITES_ALL) != 0;
     v->enabled = snap->sites_enabled;
     bool counters = snap->has_sites || (snap->mode && strcmp(snap->mode, "sites") == 0);
     bool sampled = !counters && ls_snapshot_is_sampled(snap);
@@ -111,6 +146,7 @@ int ls_sites_build(const ls_snapshot_t *snap, unsigned frames, ls_sites_t *v, ch
             const ls_fmt_site_t *r = &snap->sites[i];
             item_t *e = &it[n++];
             e->stack = r->stack;
+            e->tag = ls_snapshot_site_tag(snap, r);
             e->x[0] = r->live_bytes;
             e->x[1] = r->live_blocks;
             e->x[2] = u2i(r->allocs);
@@ -138,6 +174,10 @@ int ls_sites_build(const ls_snapshot_t *snap, unsigned frames, ls_sites_t *v, ch
         const ls_snap_stack_t *st = it[i].stack ? ls_snapshot_stack(snap, it[i].stack) : NULL;
         it[i].pcs = st ? st->pcs : NULL;
         it[i].n = st ? (st->nframes < v->site_frames ? st->nframes : v->site_frames) : 0;
+        if (it[i].tag && it[i].n) { /* the reader checked: one frame, the tag's address */
+            const ls_snap_module_t *m = ls_snapshot_module_for(snap, it[i].pcs[0], it[i].stack);
+            it[i].module = m ? ls_base_name(m->path) : NULL;
+        }
     }
     qsort(it, n, sizeof(*it), cmp_item);
 
@@ -147,20 +187,26 @@ int ls_sites_build(const ls_snapshot_t *snap, unsigned frames, ls_sites_t *v, ch
         size_t j = i;
         int64_t x[4] = {0, 0, 0, 0};
         double est[4] = {0, 0, 0, 0};
-        for (; j < n && cmp_pcs(it[j].pcs, it[j].n, it[i].pcs, it[i].n) == 0; j++)
+        uint16_t kind = it[i].tag ? it[i].tag->kind : 0;
+        for (; j < n && cmp_item_site(&it[j], &it[i]) == 0; j++) {
             for (int k = 0; k < 4; k++) {
                 x[k] = add_sat(x[k], it[j].x[k]);
                 est[k] += it[j].est[k];
             }
+            if (it[j].tag && it[j].tag->kind != kind) kind = 0; /* two calls on one line */
+        }
         if (sampled)
             for (int k = 0; k < 4; k++) x[k] = ls_prof_round(est[k]); /* once per site */
         if (!v->has_allocs) x[2] = x[3] = -1;
         bool any = x[0] > 0 || x[1] > 0 || x[2] > 0 || x[3] > 0;
-        if (any) {
+        if (any || v->all) {
             ls_sites_row_t *r = &v->rows[v->nrows++];
             r->stack = it[i].stack; /* the smallest id of the group (sorted) */
             r->nframes = it[i].n;
             r->pcs = it[i].pcs;
+            r->tag = it[i].tag;
+            r->module = it[i].module;
+            r->kind = kind;
             r->live_bytes = x[0];
             r->live_blocks = x[1];
             r->allocs = x[2];
@@ -209,7 +255,8 @@ static int cmp_row(const void *a, const void *b, void *arg)
     int64_t ky[4] = {y->live_bytes, y->live_blocks, y->allocs, y->bytes};
     int c = cmp_i64_desc(kx[*by], ky[*by]);
     for (int k = 0; !c && k < 4; k++) c = cmp_i64_desc(kx[k], ky[k]);
-    if (!c) c = cmp_pcs(x->pcs, x->nframes, y->pcs, y->nframes);
+    if (!c)
+        c = cmp_site(x->tag, x->module, x->pcs, x->nframes, y->tag, y->module, y->pcs, y->nframes);
     return c;
 }
 
@@ -288,12 +335,69 @@ static void json_frames(ls_jctx_t *c, cJSON *parent, const ls_snapshot_t *snap,
     }
 }
 
+/* A compile-time tag as allocinfo prints it: "file.c:12 [module] func:name". */
+static void tag_text_of(const ls_sites_row_t *r, char *buf, size_t len)
+{
+    const ls_snap_tag_t *t = r->tag;
+    int fl = t->file_len;
+    const char *file = t->file;
+    for (int i = 0; i < t->file_len; i++) /* the base name, as for symbolized frames */
+        if (t->file[i] == '/') {
+            file = t->file + i + 1;
+            fl = t->file_len - i - 1;
+        }
+    if (r->module)
+        snprintf(buf, len, "%.*s:%u [%s] func:%.*s", fl, file, t->line, r->module, t->func_len,
+                 t->func);
+    else
+        snprintf(buf, len, "%.*s:%u func:%.*s", fl, file, t->line, t->func_len, t->func);
+}
+
+static void json_tag(ls_jctx_t *c, cJSON *parent, const ls_sites_row_t *r)
+{
+    cJSON *o = ls_jobj(c, parent, "tag");
+    if (!o) return;
+    char *file = malloc((size_t)r->tag->file_len + r->tag->func_len + 2);
+    if (!file) {
+        c->oom = 1;
+        return;
+    }
+    char *func = file + r->tag->file_len + 1;
+    memcpy(file, r->tag->file, r->tag->file_len);
+    file[r->tag->file_len] = 0;
+    memcpy(func, r->tag->func, r->tag->func_len);
+    func[r->tag->func_len] = 0;
+    ls_jstr(c, o, "file", file);
+    ls_jnum(c, o, "line", r->tag->line);
+    ls_jstr(c, o, "function", func);
+    ls_jstr(c, o, "kind", r->kind ? ls_tag_kind_name(r->kind) : "mixed");
+    ls_jstr(c, o, "module", r->module);
+    free(file);
+}
+
+/* "frames" (empty for a tagged site: its address is the tag object's, not code) and "tag". */
+static void json_site(ls_jctx_t *c, cJSON *parent, const ls_snapshot_t *snap, ls_symbolizer_t *sym,
+                      const ls_sites_row_t *r)
+{
+    if (r->tag) {
+        ls_jarr(c, parent, "frames");
+        json_tag(c, parent, r);
+    } else {
+        json_frames(c, parent, snap, sym, r);
+    }
+}
+
 /* Writes the site's tag; the caller frames follow on continuation lines under the tag. */
 static void text_site(FILE *out, const ls_snapshot_t *snap, ls_symbolizer_t *sym,
                       const ls_sites_row_t *r, const char *trail, int indent)
 {
     char tag[1536];
     ls_sym_frame_t f;
+    if (r->tag) {
+        tag_text_of(r, tag, sizeof(tag));
+        fprintf(out, "%s%s\n", tag, trail);
+        return;
+    }
     if (r->nframes == 0) {
         snprintf(tag, sizeof(tag), "(no stack)");
     } else {
@@ -391,6 +495,7 @@ int ls_sites_write_json(const ls_sites_t *v, ls_symbolizer_t *sym, size_t top, F
         ls_jnull(&c, root, "enabled");
     ls_jstr(&c, root, "sort", ls_sites_sort_name(v->sort));
     ls_jnum(&c, root, "sites_total", (double)v->nrows);
+    ls_jbool(&c, root, "all", v->all);
     cJSON *t = ls_jobj(&c, root, "totals");
     if (t) {
         jfig(&c, t, "live_bytes", v->live_bytes);
@@ -408,7 +513,7 @@ int ls_sites_write_json(const ls_sites_t *v, ls_symbolizer_t *sym, size_t top, F
         jfig(&c, o, "live_blocks", r->live_blocks);
         jfig(&c, o, "allocs", r->allocs);
         jfig(&c, o, "bytes", r->bytes);
-        json_frames(&c, o, s, sym, r);
+        json_site(&c, o, s, sym, r);
     }
     return print_json(&c, root, out);
 }
@@ -436,6 +541,15 @@ struct ls_sites_diff {
 
 static char *row_key(const ls_snapshot_t *snap, const ls_sites_row_t *r)
 {
+    if (r->tag) { /* "\x01" sorts before any path or pc: no clash with the keys below */
+        const char *m = r->module ? r->module : "";
+        size_t n = strlen(m) + r->tag->file_len + r->tag->func_len + 32;
+        char *k = malloc(n);
+        if (k)
+            snprintf(k, n, "\x01%s\x1f%.*s\x1f%u\x1f%.*s", m, r->tag->file_len, r->tag->file,
+                     r->tag->line, r->tag->func_len, r->tag->func);
+        return k;
+    }
     size_t cap = 64, len = 0;
     char *k = malloc(cap);
     if (!k) return NULL;
@@ -645,9 +759,9 @@ int ls_sites_diff_write_json(const ls_sites_diff_t *d, const char *old_file, con
             ls_jnum(&c, side, "live_blocks", (double)(s ? r->new_blocks : r->old_blocks));
         }
         if (r->new_row)
-            json_frames(&c, o, d->new_v->snap, new_sym, r->new_row);
+            json_site(&c, o, d->new_v->snap, new_sym, r->new_row);
         else
-            json_frames(&c, o, d->old_v->snap, old_sym, r->old_row);
+            json_site(&c, o, d->old_v->snap, old_sym, r->old_row);
     }
     return print_json(&c, root, out);
 }

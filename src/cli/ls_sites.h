@@ -25,18 +25,32 @@
  * offset ("libx.so+0x1f3"), or the bare pc. "(no stack)" is the site of blocks without a stack
  * (mode sites: the agent's overflow site, when its site table was full).
  *
+ * Compile-time tags (include/leakscope/tags.h, format 1.5): a tagged site is printed from its
+ * tag, "file.c:12 [module] func:name" (file as the compiler named it, shown by its base name;
+ * module: the base name of the object whose range holds the tag), with no symbolization. The
+ * agent keeps a site for every registered tag: tags never called (all four figures 0) are left
+ * out unless LS_SITES_ALL is given (`leakscope sites --all`; /proc/allocinfo lists them all). One
+ * tag seen twice (its module dlclose'd and loaded again: two TAGS records) is one row: tagged
+ * sites are grouped by (module base name, file, line, function), which is also how diff matches
+ * them across runs.
+ *
  * JSON (--format json), version 1; keys may be added, never renamed or removed:
  *   {"version": 1, "program": "..."|null, "pid": N, "trigger": "..."|null, "mode": "sites"|
  *    "full"|"sample", "exact": bool, "site_frames": N, "enabled": bool|null (counting on when
  *    taken; null when the snapshot does not say), "sort": "bytes"|"calls"|"allocs"|"alloc-bytes",
- *    "sites_total": N (rows before --top),
+ *    "sites_total": N (rows before --top), "all": bool (LS_SITES_ALL),
  *    "totals": {"live_bytes": N, "live_blocks": N, "allocs": N|null, "bytes": N|null},
  *    "sites": [{"live_bytes": N, "live_blocks": N, "allocs": N|null, "bytes": N|null,
  *               "frames": [{"pc": "0x..", "function": "..."|null, "file": "..."|null (as DWARF
  *                           gives it, absolute when it can), "line": N|null, "object": "..."|null
  *                           (module path), "offset": "0x.."|null (pc - the module's load bias:
- *                           the same in two runs despite ASLR)}]}]}
- * "frames" holds the site's frames innermost first (empty for "(no stack)"). "totals" add up all
+ *                           the same in two runs despite ASLR)}],
+ *               "tag": {"file": "...", "line": N, "function": "...", "kind": "malloc"|"calloc"|
+ *                       "realloc"|"aligned"|"mixed", "module": "..."|null}   (tagged sites only)
+ *              }]}
+ * "frames" holds the site's frames innermost first (empty for "(no stack)" and for a tagged
+ * site, whose one recorded address is the tag object's, not code; "tag" names it instead; kind
+ * "mixed" when calls of several kinds on one line share the row). "totals" add up all
  * rows, not only the shown ones. allocs/bytes are null when unknown (full mode, or a sample
  * profile without its alloc views). Rows are sorted descending by the sort key, then live bytes,
  * live blocks, allocs, bytes, then frames.
@@ -64,10 +78,13 @@ int ls_sites_sort_parse(const char *s, ls_sites_sort_t *by);
 const char *ls_sites_sort_name(ls_sites_sort_t by);
 
 typedef struct ls_sites_row {
-    uint32_t stack;      /* a stack id of the snapshot holding the site's frames; 0 = none */
-    uint32_t nframes;    /* the site's frames: pcs[0..nframes) (0 = no stack) */
-    const uint64_t *pcs; /* into the snapshot */
-    int64_t live_bytes;  /* rounded estimates in a sample profile */
+    uint32_t stack;           /* a stack id of the snapshot holding the site's frames; 0 = none */
+    uint32_t nframes;         /* the site's frames: pcs[0..nframes) (0 = no stack) */
+    const uint64_t *pcs;      /* into the snapshot */
+    const ls_snap_tag_t *tag; /* compile-time tag (the first of the group), NULL if untagged */
+    const char *module;       /* tagged: base name of the tag's object, NULL when unknown */
+    uint16_t kind;            /* tagged: the group's ls_fmt_tag_kind_t, 0 when they differ */
+    int64_t live_bytes;       /* rounded estimates in a sample profile */
     int64_t live_blocks;
     int64_t allocs, bytes; /* -1 when unknown */
 } ls_sites_row_t;
@@ -79,6 +96,7 @@ typedef struct ls_sites {
     bool has_allocs;      /* allocs and bytes known */
     unsigned site_frames; /* frames that make a site here */
     int enabled;          /* META sites_enabled, -1 when absent */
+    bool all;             /* built with LS_SITES_ALL */
     ls_sites_sort_t sort;
     ls_sites_row_t *rows;
     size_t nrows;
@@ -88,9 +106,14 @@ typedef struct ls_sites {
 /*
  * The site view of snap (which must outlive it). frames: frames per site; 0 = the snapshot's
  * own (META site_frames for mode sites, 1 otherwise). A mode-sites snapshot can be folded to
- * fewer frames than it counted, not more. Rows are sorted by live bytes. Returns 0, or -1 with
- * a message in err.
+ * fewer frames than it counted, not more (a tagged site stays one tag). flags: LS_SITES_ALL
+ * keeps sites whose figures are all 0 (tags never called). Rows are sorted by live bytes.
+ * Returns 0, or -1 with a message in err.
  */
+enum { LS_SITES_ALL = 1 };
+int ls_sites_build_ex(const ls_snapshot_t *snap, unsigned frames, unsigned flags, ls_sites_t *v,
+                      char *err, size_t errlen);
+/* ls_sites_build_ex without flags. */
 int ls_sites_build(const ls_snapshot_t *snap, unsigned frames, ls_sites_t *v, char *err,
                    size_t errlen);
 void ls_sites_free(ls_sites_t *v);
@@ -104,9 +127,10 @@ int ls_sites_write_json(const ls_sites_t *v, ls_symbolizer_t *sym, size_t top, F
 /*
  * Diff of two site views (`leakscope diff OLD NEW` when either is a mode-sites snapshot; a full
  * or sample snapshot takes part through its derived view). Sites are matched by the module path
- * and offset of each frame (the bare pc outside any module), never by raw pc or stack id, so two
- * runs compare. Rows: NEW minus OLD in live bytes and live blocks, sorted by |delta bytes|, then
- * |delta blocks|, then frames; sites that did not change are left out (counted).
+ * and offset of each frame (the bare pc outside any module), tagged sites by (module base name,
+ * file, line, function), never by raw pc or stack id, so two runs compare. Rows: NEW minus OLD in
+ * live bytes and live blocks, sorted by |delta bytes|, then |delta blocks|, then frames; sites that
+ * did not change are left out (counted).
  *
  * Text: a header naming both files, then per row
  *   "%+12lld %+9lld %12lld %12lld  TAG" = delta bytes, delta calls, old bytes, new bytes, site
@@ -114,7 +138,8 @@ int ls_sites_write_json(const ls_sites_t *v, ls_symbolizer_t *sym, size_t top, F
  * "exact"}, "new": {...}, "totals": {"old_live_bytes", "old_live_blocks", "new_live_bytes",
  * "new_live_blocks", "delta_live_bytes", "delta_live_blocks"}, "unchanged": N, "sites_total": N,
  * "sites": [{"delta_live_bytes", "delta_live_blocks", "old": {"live_bytes", "live_blocks"}|null,
- * "new": {...}|null, "frames": [frames as above, from NEW when the site is in NEW]}]}.
+ * "new": {...}|null, "frames": [frames as above, from NEW when the site is in NEW], "tag": {...}
+ * (tagged sites, as above)}]}.
  */
 typedef struct ls_sites_diff ls_sites_diff_t;
 

@@ -19,7 +19,7 @@
 
 #define LS_FMT_MAGIC         "LKSCOPE\0"
 #define LS_FMT_VERSION_MAJOR 1
-#define LS_FMT_VERSION_MINOR 4
+#define LS_FMT_VERSION_MINOR 5
 
 typedef struct ls_fmt_file_header {
     char magic[8];          /* LS_FMT_MAGIC */
@@ -55,6 +55,9 @@ typedef enum ls_fmt_chunk_type {
     LS_CHUNK_SAMPLE_ALLOCS = 12, /* ls_fmt_sample_alloc_t records, fixed length */
     /* mode sites (since 1.4) */
     LS_CHUNK_SITES = 13, /* ls_fmt_site_t records, fixed length */
+    /* compile-time tags and fault injection (1.5) */
+    LS_CHUNK_TAGS = 14,   /* ls_fmt_tag_t records, variable length */
+    LS_CHUNK_FAULTS = 15, /* ls_fmt_fault_t records, fixed length */
     LS_CHUNK_END = 0x454e4400u,
 } ls_fmt_chunk_type_t;
 
@@ -92,6 +95,7 @@ typedef enum ls_fmt_meta_key {
     LS_META_SAMPLE_RATE = 19,   /* u64: mode sample: mean bytes between samples (1.3) */
     LS_META_SITE_FRAMES = 20,   /* u64: mode sites: frames that make a site (1.4) */
     LS_META_SITES_ENABLED = 21, /* u64: mode sites: 1 when counting was on when taken (1.4) */
+    LS_META_FAIL = 22,          /* str: the fail option (fault injection rules), 1.5 */
 } ls_fmt_meta_key_t;
 
 typedef enum ls_fmt_reason {
@@ -129,6 +133,10 @@ typedef enum ls_fmt_stat_key {
     LS_STAT_REF_PAIRS_DROPPED = 25,      /* learned pairs not recorded: the pair table was full */
     LS_STAT_REF_EVENTS_COMPACTED = 26,   /* paired events removed from long histories */
     LS_STAT_REF_QUARANTINE_EVICTED = 27, /* dead objects forgotten to make room */
+    /* fault injection (1.5) */
+    LS_STAT_FAIL_CALLS = 28,      /* allocating calls that matched a fail rule */
+    LS_STAT_FAIL_INJECTED = 29,   /* of those, made to fail (NULL, errno ENOMEM) */
+    LS_STAT_FAIL_UNRECORDED = 30, /* injected failures whose stack did not fit in FAULTS */
 } ls_fmt_stat_key_t;
 
 /*
@@ -319,13 +327,52 @@ typedef struct ls_fmt_sample_alloc {
  */
 typedef struct ls_fmt_site {
     uint32_t stack;      /* STACKS id of the site's frames */
-    uint32_t reserved;   /* 0 (later: compile-time tag index + 1) */
+    uint32_t tag;        /* 0, or 1 + the index in TAGS of the compile-time tag of the site */
     int64_t live_bytes;  /* requested bytes of this site's blocks not freed yet */
     int64_t live_blocks; /* those blocks */
     uint64_t allocs;     /* allocations here since the start (while counting) */
     uint64_t bytes;      /* their requested bytes */
 } ls_fmt_site_t;
 
+/*
+ * Compile-time tags (1.5, include/leakscope/tags.h): a program built with tags names each of its
+ * allocating calls with a static tag (file, line, function). A tagged call is counted at the
+ * tag's own site, whose SITES record has tag = 1 + the index of the tag's record here, and whose
+ * stack holds one address: the tag object's own (in the data of the module that holds the call,
+ * so MODULES tells the module; it is not a return address). TAGS lists every tag the agent
+ * registered, called or not. Record: ls_fmt_tag_t, then file (file_len bytes) and function
+ * (func_len bytes), UTF-8 without NUL, padded to 8.
+ */
+typedef enum ls_fmt_tag_kind {
+    LS_TAG_KIND_MALLOC = 1, /* malloc, strdup, strndup (the header builds them on malloc) */
+    LS_TAG_KIND_CALLOC = 2,
+    LS_TAG_KIND_REALLOC = 3, /* realloc, reallocarray */
+    LS_TAG_KIND_ALIGNED = 4, /* aligned_alloc, posix_memalign, memalign, valloc */
+} ls_fmt_tag_kind_t;
+
+typedef struct ls_fmt_tag {
+    uint32_t line;
+    uint16_t file_len;
+    uint16_t func_len;
+    uint16_t kind; /* ls_fmt_tag_kind_t */
+    uint16_t reserved0;
+    uint32_t reserved1;
+} ls_fmt_tag_t;
+
+/*
+ * Fault injection (1.5): with the fail option (META fail, `leakscope run --fail`), allocating
+ * calls that match a rule are made to fail (NULL, errno ENOMEM) by its schedule. FAULTS has one
+ * record per (rule, stack) of the failures injected; STATS fail_* count them all.
+ */
+typedef struct ls_fmt_fault {
+    uint32_t stack;    /* STACKS id of the failed call (innermost frame: the caller) */
+    uint32_t rule;     /* index of the rule in META fail, 0-based */
+    uint64_t count;    /* failures injected there */
+    uint64_t first_ns; /* CLOCK_MONOTONIC ns since agent start of the first one */
+} ls_fmt_fault_t;
+
+_Static_assert(sizeof(ls_fmt_tag_t) == 16, "tag layout");
+_Static_assert(sizeof(ls_fmt_fault_t) == 24, "fault layout");
 _Static_assert(sizeof(ls_fmt_site_t) == 40, "site layout");
 _Static_assert(sizeof(ls_fmt_sample_alloc_t) == 40, "sample alloc layout");
 _Static_assert(sizeof(ls_fmt_file_header_t) == 32, "file header layout");

@@ -84,6 +84,22 @@ const char *ls_ref_finding_name(unsigned kind)
     }
 }
 
+const char *ls_tag_kind_name(unsigned kind)
+{
+    switch (kind) {
+    case LS_TAG_KIND_MALLOC:
+        return "malloc";
+    case LS_TAG_KIND_CALLOC:
+        return "calloc";
+    case LS_TAG_KIND_REALLOC:
+        return "realloc";
+    case LS_TAG_KIND_ALIGNED:
+        return "aligned";
+    default:
+        return "unknown";
+    }
+}
+
 static char *dup_n(const void *p, size_t n)
 {
     char *s = malloc(n + 1);
@@ -195,6 +211,9 @@ static int meta_item(ls_snapshot_t *s, const ls_fmt_item_t *it, const unsigned c
         break;
     case LS_META_REFS:
         str = &s->refs;
+        break;
+    case LS_META_FAIL:
+        str = &s->fail;
         break;
     default:
         break; /* unknown keys are for newer readers */
@@ -517,6 +536,103 @@ static int check_sample(const ls_snapshot_t *s, uint64_t base, char *err, size_t
     return 0;
 }
 
+/* ---- compile-time tags (1.5) ------------------------------------------------------------- */
+
+/* TAGS: {ls_fmt_tag_t, file, function, pad to 8}; the strings stay in the file's data. */
+static int parse_tags(ls_snapshot_t *s, const unsigned char *p, uint64_t size, uint32_t count,
+                      uint64_t base, char *err, size_t errlen)
+{
+    if (count > size / sizeof(ls_fmt_tag_t))
+        return fail(err, errlen, "tags chunk at offset %llu: %u records cannot fit in %llu bytes",
+                    (unsigned long long)base, count, (unsigned long long)size);
+    s->tags = calloc(count ? count : 1, sizeof(*s->tags));
+    if (!s->tags) return fail(err, errlen, "out of memory");
+    uint64_t off = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        ls_fmt_tag_t rec;
+        if (size - off < sizeof(rec))
+            return fail(err, errlen, "tag record %u at offset %llu is truncated", i,
+                        (unsigned long long)(base + off));
+        memcpy(&rec, p + off, sizeof(rec));
+        unsigned long long at = (unsigned long long)(base + off);
+        off += sizeof(rec);
+        uint64_t need = ls_fmt_pad8((size_t)rec.file_len + rec.func_len);
+        if (need > size - off)
+            return fail(err, errlen,
+                        "tag record %u at offset %llu: file and function (%u + %u bytes) run "
+                        "past the chunk",
+                        i, at, rec.file_len, rec.func_len);
+        if (rec.kind < LS_TAG_KIND_MALLOC || rec.kind > LS_TAG_KIND_ALIGNED)
+            return fail(err, errlen, "tag record %u at offset %llu has unknown kind %u", i, at,
+                        rec.kind);
+        if (rec.line == 0)
+            return fail(err, errlen, "tag record %u at offset %llu has line 0", i, at);
+        ls_snap_tag_t *t = &s->tags[i];
+        t->file = (const char *)(p + off);
+        t->func = (const char *)(p + off + rec.file_len);
+        t->file_len = rec.file_len;
+        t->func_len = rec.func_len;
+        t->kind = rec.kind;
+        t->line = rec.line;
+        off += need;
+    }
+    s->ntags = count;
+    return 0;
+}
+
+const ls_snap_tag_t *ls_snapshot_site_tag(const ls_snapshot_t *s, const ls_fmt_site_t *site)
+{
+    return site->tag && site->tag <= s->ntags ? &s->tags[site->tag - 1] : NULL;
+}
+
+static int cmp_site_tag(const void *a, const void *b)
+{
+    const ls_fmt_site_t *x = *(const ls_fmt_site_t *const *)a;
+    const ls_fmt_site_t *y = *(const ls_fmt_site_t *const *)b;
+    if (x->tag != y->tag) return x->tag < y->tag ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+/* A tagged site is the tag's own: it names an existing TAGS record, its stack is the tag
+ * object's address (one frame), and no other site counts that tag. */
+static int check_site_tags(const ls_snapshot_t *s, uint64_t base, char *err, size_t errlen)
+{
+    size_t ntagged = 0;
+    for (size_t i = 0; i < s->nsites; i++) {
+        const ls_fmt_site_t *r = &s->sites[i];
+        if (!r->tag) continue;
+        unsigned long long off = (unsigned long long)(base + i * sizeof(*r));
+        if (!s->has_tags)
+            return fail(err, errlen,
+                        "site %zu at offset %llu has tag %u but there is no TAGS chunk", i, off,
+                        r->tag);
+        if (r->tag > s->ntags)
+            return fail(err, errlen, "site %zu at offset %llu has tag %u, past the %zu tags", i,
+                        off, r->tag, s->ntags);
+        const ls_snap_stack_t *st = r->stack ? ls_snapshot_stack(s, r->stack) : NULL;
+        if (!st || st->nframes != 1)
+            return fail(err, errlen,
+                        "site %zu at offset %llu (tag %u): a tagged site needs a stack of one "
+                        "frame, stack %u has %u",
+                        i, off, r->tag, r->stack, st ? st->nframes : 0);
+        ntagged++;
+    }
+    if (ntagged < 2) return 0;
+    const ls_fmt_site_t **by = malloc(ntagged * sizeof(*by));
+    if (!by) return fail(err, errlen, "out of memory");
+    size_t n = 0;
+    for (size_t i = 0; i < s->nsites; i++)
+        if (s->sites[i].tag) by[n++] = &s->sites[i];
+    qsort(by, n, sizeof(*by), cmp_site_tag);
+    int rc = 0;
+    for (size_t i = 1; i < n && !rc; i++)
+        if (by[i]->tag == by[i - 1]->tag)
+            rc = fail(err, errlen, "sites %zu and %zu both count tag %u",
+                      (size_t)(by[i - 1] - s->sites), (size_t)(by[i] - s->sites), by[i]->tag);
+    free(by);
+    return rc;
+}
+
 /* ---- mode sites (1.4) -------------------------------------------------------------------- */
 
 static int cmp_site_stack(const void *a, const void *b)
@@ -576,7 +692,7 @@ static int check_sites(const ls_snapshot_t *s, uint64_t base, char *err, size_t 
                         "allocation",
                         i, off, r->stack, (unsigned long long)r->bytes);
     }
-    if (s->nsites < 2) return 0;
+    if (s->nsites < 2) return check_site_tags(s, base, err, errlen);
     /* One record per site: two records of one stack would split (or double) its counters. */
     const ls_fmt_site_t **by = malloc(s->nsites * sizeof(*by));
     if (!by) return fail(err, errlen, "out of memory");
@@ -588,7 +704,35 @@ static int check_sites(const ls_snapshot_t *s, uint64_t base, char *err, size_t 
             rc = fail(err, errlen, "sites %zu and %zu both count stack %u",
                       (size_t)(by[i - 1] - s->sites), (size_t)(by[i] - s->sites), by[i]->stack);
     free(by);
-    return rc;
+    if (rc) return rc;
+    return check_site_tags(s, base, err, errlen);
+}
+
+/* ---- fault injection (1.5) --------------------------------------------------------------- */
+
+/* A FAULTS record names a stack of STACKS (0: none was captured), a rule of META fail (its
+ * rules are separated by ';', which the agent form never holds escaped) and at least one
+ * failure. */
+static int check_faults(const ls_snapshot_t *s, uint64_t base, char *err, size_t errlen)
+{
+    uint64_t nrules = 0;
+    if (s->fail && s->fail[0]) {
+        nrules = 1;
+        for (const char *p = s->fail; *p; p++) nrules += *p == ';';
+    }
+    for (size_t i = 0; i < s->nfaults; i++) {
+        const ls_fmt_fault_t *f = &s->faults[i];
+        uint64_t off = base + i * sizeof(*f);
+        if (check_stack_ref(s, f->stack, "fault", i, "stack", off, err, errlen)) return -1;
+        if (f->count == 0)
+            return fail(err, errlen, "fault %zu at offset %llu counts 0 failures", i,
+                        (unsigned long long)off);
+        if (s->fail && f->rule >= nrules)
+            return fail(err, errlen,
+                        "fault %zu at offset %llu names rule %u, meta fail has %llu rules", i,
+                        (unsigned long long)off, f->rule, (unsigned long long)nrules);
+    }
+    return 0;
 }
 
 int ls_snapshot_parse(const void *data, size_t size, ls_snapshot_t *s, char *err, size_t errlen)
@@ -616,9 +760,9 @@ int ls_snapshot_parse(const void *data, size_t size, ls_snapshot_t *s, char *err
 
     uint64_t off = fh.header_size;
     uint32_t nchunks = 0;
-    bool seen[LS_CHUNK_SITES + 1] = {false};
+    bool seen[LS_CHUNK_FAULTS + 1] = {false};
     ref_offsets_t ro = {0, 0, 0, 0};
-    uint64_t sample_allocs_off = 0, sites_off = 0;
+    uint64_t sample_allocs_off = 0, sites_off = 0, faults_off = 0;
     for (;;) {
         ls_fmt_chunk_header_t ch;
         if (size - off < sizeof(ch))
@@ -658,7 +802,7 @@ int ls_snapshot_parse(const void *data, size_t size, ls_snapshot_t *s, char *err
                         "chunk %u (type 0x%x) at offset %llu: checksum mismatch, "
                         "the file is corrupt",
                         nchunks, ch.type, (unsigned long long)(off - sizeof(ch)));
-        if (ch.type >= 1 && ch.type <= LS_CHUNK_SITES) {
+        if (ch.type >= 1 && ch.type <= LS_CHUNK_FAULTS) {
             if (seen[ch.type]) return fail(err, errlen, "chunk type %u appears twice", ch.type);
             seen[ch.type] = true;
         }
@@ -728,6 +872,18 @@ int ls_snapshot_parse(const void *data, size_t size, ls_snapshot_t *s, char *err
             s->nsites = rc ? 0 : ch.count;
             s->has_sites = true;
             break;
+        case LS_CHUNK_TAGS:
+            rc = parse_tags(s, p, ch.size, ch.count, off, err, errlen);
+            s->has_tags = true;
+            break;
+        case LS_CHUNK_FAULTS:
+            faults_off = off;
+            rc = check_records(ch.size, ch.count, sizeof(ls_fmt_fault_t), "faults", off, err,
+                               errlen);
+            s->faults = (const ls_fmt_fault_t *)p;
+            s->nfaults = rc ? 0 : ch.count;
+            s->has_faults = true;
+            break;
         default:
             break;
         }
@@ -750,6 +906,7 @@ int ls_snapshot_parse(const void *data, size_t size, ls_snapshot_t *s, char *err
     for (unsigned t = LS_CHUNK_REF_TYPES; t <= LS_CHUNK_REF_PAIRS; t++) s->has_refs |= seen[t];
     if (check_sample(s, sample_allocs_off, err, errlen)) return -1;
     if (check_sites(s, sites_off, err, errlen)) return -1;
+    if (check_faults(s, faults_off, err, errlen)) return -1;
     return check_refs(s, &ro, err, errlen);
 }
 
@@ -806,8 +963,13 @@ void ls_snapshot_free(ls_snapshot_t *s)
     free(s->options);
     free(s->agent_version);
     free(s->refs);
+    free(s->fail);
+    s->fail = NULL;
     for (size_t i = 0; i < s->nref_types; i++) free(s->ref_types[i].name);
     free(s->ref_types);
+    free(s->tags);
+    s->tags = NULL;
+    s->ntags = 0;
     s->refs = NULL;
     s->ref_types = NULL;
     s->nref_types = 0;

@@ -35,6 +35,16 @@ typedef struct ls_snap_ref_type {
     char *name;     /* NUL-terminated copy */
 } ls_snap_ref_type_t;
 
+/* A TAGS record (1.5): one compile-time tag (include/leakscope/tags.h). The strings point into
+ * the snapshot's data and are not NUL-terminated: print them with "%.*s". */
+typedef struct ls_snap_tag {
+    const char *file; /* as the compiler gave __FILE__ */
+    const char *func;
+    uint16_t file_len, func_len;
+    uint16_t kind; /* ls_fmt_tag_kind_t, 1..4 */
+    uint32_t line; /* > 0 */
+} ls_snap_tag_t;
+
 #define LS_STAT_KEYS 64
 
 typedef struct ls_snapshot {
@@ -90,6 +100,21 @@ typedef struct ls_snapshot {
     size_t nsites;
     uint64_t site_frames;
     int sites_enabled;
+    /* Compile-time tags (1.5): the TAGS records in file order (a SITES tag t names tags[t - 1]).
+     * Checked: kind 1..4, line > 0, strings inside the record; a site with a tag has a stack of
+     * exactly one frame (the tag object's address) and no two sites share a tag. has_tags is set
+     * when the chunk is present (even empty). */
+    bool has_tags;
+    ls_snap_tag_t *tags;
+    size_t ntags;
+    /* Fault injection (1.5). fail is META fail (the agent's rules, ';'-separated; NULL when
+     * absent); faults points into the file's data, in file order. Checked: every stack is 0 or
+     * in STACKS, count > 0, and with META fail, rule < its number of rules. has_faults is set
+     * when the chunk is present (even empty). The STATS fail_* items count all of them. */
+    char *fail;
+    bool has_faults;
+    const ls_fmt_fault_t *faults;
+    size_t nfaults;
     /* STATS, indexed by ls_fmt_stat_key_t */
     uint64_t stats[LS_STAT_KEYS];
     uint64_t stats_present; /* bit k set when stats[k] was in the file */
@@ -110,6 +135,10 @@ const ls_snap_stack_t *ls_snapshot_stack(const ls_snapshot_t *snap, uint32_t id)
 const ls_snap_module_t *ls_snapshot_module_for(const ls_snapshot_t *snap, uint64_t pc,
                                                uint32_t stack_id);
 const char *ls_kind_name(unsigned kind); /* "definitely_lost", ... */
+/* ls_fmt_tag_kind_t -> "malloc", "calloc", "realloc", "aligned"; "unknown" otherwise. */
+const char *ls_tag_kind_name(unsigned kind);
+/* The tag of a SITES record, or NULL when it has none (tag 0; the reader checked the rest). */
+const ls_snap_tag_t *ls_snapshot_site_tag(const ls_snapshot_t *snap, const ls_fmt_site_t *site);
 
 /* The REF_TYPES record with this id, or NULL (id 0 included). */
 const ls_snap_ref_type_t *ls_snapshot_ref_type(const ls_snapshot_t *snap, uint32_t id);

@@ -2,7 +2,8 @@
  * test_format.c - the snapshot format round trip: what the writer puts in, the reader gives back,
  * and every kind of damage the reader must refuse with a message instead of crashing; the same
  * for the reference-count chunks of 1.2 (`test_format --refs-seed FILE` writes that snapshot,
- * the fuzz driver's seed) and the site counters of 1.4 (`--sites-seed FILE`).
+ * the fuzz driver's seed), the site counters of 1.4 (`--sites-seed FILE`), the compile-time
+ * tags of 1.5 (`--tags-seed FILE`) and its fault injection records (`--faults-seed FILE`).
  */
 #include "ls_format_read.h"
 #include "ls_format_write.h"
@@ -562,6 +563,322 @@ static void test_sites_damage(void)
     expect_sites_error(S_TWICE, "chunk type 13 appears twice");
 }
 
+/* ---- compile-time tags (1.5) ---------------------------------------------------------------- */
+
+/* What make_tags_snapshot breaks (each one field, with a valid CRC). */
+enum tags_defect {
+    T_NONE,
+    T_KIND,      /* a tag of kind 5 */
+    T_LINE,      /* a tag at line 0 */
+    T_LEN,       /* a function name running past the chunk */
+    T_COUNT,     /* more records than the payload holds */
+    T_RANGE,     /* a site naming tag 9 of 3 */
+    T_NO_TAGS,   /* tagged sites without a TAGS chunk */
+    T_FRAMES,    /* a tagged site whose stack has 2 frames */
+    T_DUP,       /* two sites of one tag */
+    T_TWICE,     /* TAGS twice */
+    T_DUP_FIRST, /* with a single other site: the tag check still runs */
+};
+
+/* A tag-built program in mode sites: stacks 1, 2, 4 hold one tag address each (module data),
+ * stack 3 a return address (an untagged call), stack 5 two frames; TAGS: 3 records (the third
+ * never called), sites of tags 1 and 2, the untagged site, and tag 3's zero site. */
+static size_t make_tags_snapshot(unsigned char **out, int defect)
+{
+    static const char zeros[8];
+    FILE *f = tmpfile();
+    int fd = fileno(f);
+    char *wbuf = malloc(4096);
+    ls_fmt_writer_t w;
+    ls_fmt_writer_init(&w, fd, wbuf, 4096);
+    ls_fmt_chunk_begin(&w, LS_CHUNK_META);
+    ls_fmt_put_u64(&w, LS_META_PID, 78);
+    ls_fmt_put_str(&w, LS_META_MODE, "sites");
+    ls_fmt_put_u64(&w, LS_META_SITE_FRAMES, 2);
+    ls_fmt_put_u64(&w, LS_META_SITES_ENABLED, 1);
+    ls_fmt_chunk_end(&w, 0);
+
+    ls_fmt_chunk_begin(&w, LS_CHUNK_MODULES);
+    const char *path = "/usr/bin/tagged";
+    ls_fmt_module_t m;
+    memset(&m, 0, sizeof(m));
+    m.bias = 0x400000;
+    m.lo = 0x400000;
+    m.hi = 0x420000;
+    m.first_stack = 1;
+    m.end_stack = UINT32_MAX;
+    m.path_len = (uint16_t)strlen(path);
+    ls_fmt_put(&w, &m, sizeof(m));
+    ls_fmt_put(&w, path, m.path_len);
+    ls_fmt_put(&w, zeros, ls_fmt_pad8(m.path_len) - m.path_len);
+    ls_fmt_chunk_end(&w, 1);
+
+    ls_fmt_chunk_begin(&w, LS_CHUNK_STACKS);
+    static const uint64_t pcs[6] = {0, 0x418000, 0x418020, 0x401234, 0x418040, 0x401300};
+    for (uint32_t id = 1; id <= 5; id++) {
+        ls_fmt_stack_t st = {id, id == 5 ? 2 : 1};
+        ls_fmt_put(&w, &st, sizeof(st));
+        ls_fmt_put(&w, &pcs[id], 8);
+        if (id == 5) ls_fmt_put(&w, &pcs[3], 8);
+    }
+    ls_fmt_chunk_end(&w, 5);
+
+    static const struct {
+        const char *file, *func;
+        uint16_t kind;
+        uint32_t line;
+    } tags[3] = {
+        {"src/parse.c", "parse_record", LS_TAG_KIND_MALLOC, 42},
+        {"src/parse.c", "grow", LS_TAG_KIND_REALLOC, 77},
+        {"/abs/lib/util.c", "never_called", LS_TAG_KIND_ALIGNED, 9},
+    };
+    for (int k = 0; k < (defect == T_TWICE ? 2 : 1) && defect != T_NO_TAGS; k++) {
+        ls_fmt_chunk_begin(&w, LS_CHUNK_TAGS);
+        for (int i = 0; i < 3; i++) {
+            ls_fmt_tag_t t;
+            memset(&t, 0, sizeof(t));
+            t.line = defect == T_LINE && i == 1 ? 0 : tags[i].line;
+            t.kind = defect == T_KIND && i == 2 ? 5 : tags[i].kind;
+            t.file_len = (uint16_t)strlen(tags[i].file);
+            t.func_len = (uint16_t)strlen(tags[i].func);
+            size_t n = (size_t)t.file_len + t.func_len;
+            if (defect == T_LEN && i == 2) t.func_len = 200;
+            ls_fmt_put(&w, &t, sizeof(t));
+            ls_fmt_put(&w, tags[i].file, strlen(tags[i].file));
+            ls_fmt_put(&w, tags[i].func, strlen(tags[i].func));
+            ls_fmt_put(&w, zeros, ls_fmt_pad8(n) - n);
+        }
+        ls_fmt_chunk_end(&w, defect == T_COUNT ? 40 : 3);
+    }
+
+    ls_fmt_site_t sites[4] = {
+        {1, 1, 300, 3, 10, 1000},
+        {2, 2, 64, 1, 4, 256},
+        {3, 0, 16, 1, 1, 16},
+        {4, 3, 0, 0, 0, 0},
+    };
+    size_t nsites = 4;
+    switch (defect) {
+    case T_RANGE:
+        sites[1].tag = 9;
+        break;
+    case T_FRAMES:
+        sites[1].stack = 5;
+        break;
+    case T_DUP:
+        sites[3].tag = 1;
+        break;
+    case T_DUP_FIRST:
+        sites[1].tag = 1;
+        nsites = 2;
+        break;
+    default:
+        break;
+    }
+    ls_fmt_chunk_begin(&w, LS_CHUNK_SITES);
+    ls_fmt_put(&w, sites, nsites * sizeof(sites[0]));
+    ls_fmt_chunk_end(&w, (uint32_t)nsites);
+    CHECK(ls_fmt_writer_finish(&w) == 0);
+
+    long size = lseek(fd, 0, SEEK_END);
+    unsigned char *data = aligned_alloc(8, ((size_t)size + 7) & ~(size_t)7);
+    CHECK(pread(fd, data, (size_t)size, 0) == size);
+    fclose(f);
+    free(wbuf);
+    *out = data;
+    return (size_t)size;
+}
+
+static int tag_is(const ls_snap_tag_t *t, const char *file, const char *func, unsigned kind,
+                  uint32_t line)
+{
+    return t && t->file_len == strlen(file) && memcmp(t->file, file, t->file_len) == 0 &&
+           t->func_len == strlen(func) && memcmp(t->func, func, t->func_len) == 0 &&
+           t->kind == kind && t->line == line;
+}
+
+static void test_tags_round_trip(void)
+{
+    unsigned char *d;
+    size_t n = make_tags_snapshot(&d, T_NONE);
+    ls_snapshot_t s;
+    char err[256] = "";
+    CHECK(ls_snapshot_parse(d, n, &s, err, sizeof(err)) == 0);
+    if (err[0]) fprintf(stderr, "parse error: %s\n", err);
+    CHECK(s.has_tags && s.ntags == 3);
+    CHECK(tag_is(&s.tags[0], "src/parse.c", "parse_record", LS_TAG_KIND_MALLOC, 42));
+    CHECK(tag_is(&s.tags[1], "src/parse.c", "grow", LS_TAG_KIND_REALLOC, 77));
+    CHECK(tag_is(&s.tags[2], "/abs/lib/util.c", "never_called", LS_TAG_KIND_ALIGNED, 9));
+    CHECK(s.nsites == 4);
+    CHECK(ls_snapshot_site_tag(&s, &s.sites[0]) == &s.tags[0]);
+    CHECK(ls_snapshot_site_tag(&s, &s.sites[1]) == &s.tags[1]);
+    CHECK(ls_snapshot_site_tag(&s, &s.sites[2]) == NULL);
+    CHECK(ls_snapshot_site_tag(&s, &s.sites[3]) == &s.tags[2]);
+    CHECK(s.sites[3].allocs == 0 && s.sites[3].live_blocks == 0);
+    /* the tag's address is in the module's range: the views name the module by it */
+    const ls_snap_stack_t *st = ls_snapshot_stack(&s, s.sites[0].stack);
+    CHECK(st && st->nframes == 1 &&
+          ls_snapshot_module_for(&s, st->pcs[0], st->id) == &s.modules[0]);
+    CHECK(!strcmp(ls_tag_kind_name(LS_TAG_KIND_CALLOC), "calloc") &&
+          !strcmp(ls_tag_kind_name(7), "unknown"));
+    ls_snapshot_free(&s);
+    CHECK(s.tags == NULL && s.ntags == 0);
+    for (size_t cut = 0; cut < n; cut += 8) {
+        unsigned char *c = aligned_alloc(8, (cut + 8) & ~(size_t)7);
+        memcpy(c, d, cut);
+        CHECK(ls_snapshot_parse(c, cut, &s, err, sizeof(err)) != 0);
+        ls_snapshot_free(&s);
+        free(c);
+    }
+    free(d);
+
+    /* an older file: no tags */
+    n = make_sites_snapshot(&d, S_NONE);
+    CHECK(ls_snapshot_parse(d, n, &s, err, sizeof(err)) == 0);
+    CHECK(!s.has_tags && s.ntags == 0 && ls_snapshot_site_tag(&s, &s.sites[0]) == NULL);
+    ls_snapshot_free(&s);
+    free(d);
+}
+
+static void expect_tags_error(int defect, const char *what)
+{
+    unsigned char *d;
+    size_t n = make_tags_snapshot(&d, defect);
+    expect_error(d, n, what);
+    free(d);
+}
+
+static void test_tags_damage(void)
+{
+    expect_tags_error(T_KIND, "tag record 2 at offset");
+    expect_tags_error(T_KIND, "has unknown kind 5");
+    expect_tags_error(T_LINE, "tag record 1 at offset");
+    expect_tags_error(T_LINE, "has line 0");
+    expect_tags_error(T_LEN, "file and function (15 + 200 bytes) run past the chunk");
+    expect_tags_error(T_COUNT, "40 records cannot fit in");
+    expect_tags_error(T_RANGE, "site 1 at offset");
+    expect_tags_error(T_RANGE, "has tag 9, past the 3 tags");
+    expect_tags_error(T_NO_TAGS, "has tag 1 but there is no TAGS chunk");
+    expect_tags_error(T_FRAMES, "a tagged site needs a stack of one frame, stack 5 has 2");
+    expect_tags_error(T_DUP, "sites 0 and 3 both count tag 1");
+    expect_tags_error(T_DUP_FIRST, "sites 0 and 1 both count tag 1");
+    expect_tags_error(T_TWICE, "chunk type 14 appears twice");
+}
+
+/* ---- fault injection (1.5): META fail, FAULTS, STATS fail_* ------------------------------ */
+enum { F_NONE, F_STACK, F_COUNT, F_RULE, F_SIZE, F_NO_META };
+
+/* Two rules (the second one's spec escaped), three stacks, three FAULTS records. */
+static size_t make_faults_snapshot(unsigned char **out, int defect)
+{
+    FILE *f = tmpfile();
+    int fd = fileno(f);
+    char *wbuf = malloc(4096);
+    ls_fmt_writer_t w;
+    ls_fmt_writer_init(&w, fd, wbuf, 4096);
+    ls_fmt_chunk_begin(&w, LS_CHUNK_META);
+    ls_fmt_put_u64(&w, LS_META_PID, 91);
+    ls_fmt_put_str(&w, LS_META_MODE, "full");
+    ls_fmt_put_u64(&w, LS_META_LEAK_CHECKED, 1);
+    if (defect != F_NO_META)
+        ls_fmt_put_str(&w, LS_META_FAIL,
+                       "prog+0x1136-0x1140,nth=2,spec=parse.c%3A42%2Cnth%3D2;"
+                       "libc.so.6+0x9e990-0x9e9c9|func=grow,every=3,spec=grow%2Cevery%3D3");
+    ls_fmt_chunk_end(&w, 0);
+    ls_fmt_chunk_begin(&w, LS_CHUNK_STACKS);
+    static const uint64_t pcs[4] = {0, 0x401136, 0x7f0000009e9aa, 0x401300};
+    for (uint32_t id = 1; id <= 3; id++) {
+        ls_fmt_stack_t st = {id, 2};
+        ls_fmt_put(&w, &st, sizeof(st));
+        ls_fmt_put(&w, &pcs[id], 8);
+        ls_fmt_put(&w, &pcs[3], 8);
+    }
+    ls_fmt_chunk_end(&w, 3);
+    ls_fmt_chunk_begin(&w, LS_CHUNK_BLOCKS);
+    ls_fmt_chunk_end(&w, 0);
+    ls_fmt_fault_t faults[3] = {
+        {1, 0, 1, 5000},
+        {2, 1, 4, 7000},
+        {3, 1, 2, 9000},
+    };
+    if (defect == F_STACK) faults[1].stack = 9;
+    if (defect == F_COUNT) faults[2].count = 0;
+    if (defect == F_RULE) faults[0].rule = 2;
+    ls_fmt_chunk_begin(&w, LS_CHUNK_FAULTS);
+    ls_fmt_put(&w, faults, sizeof(faults) - (defect == F_SIZE ? 8 : 0));
+    ls_fmt_chunk_end(&w, 3);
+    ls_fmt_chunk_begin(&w, LS_CHUNK_STATS);
+    ls_fmt_put_u64(&w, LS_STAT_FAIL_CALLS, 20);
+    ls_fmt_put_u64(&w, LS_STAT_FAIL_INJECTED, 8);
+    ls_fmt_put_u64(&w, LS_STAT_FAIL_UNRECORDED, 1);
+    ls_fmt_chunk_end(&w, 0);
+    CHECK(ls_fmt_writer_finish(&w) == 0);
+
+    long size = lseek(fd, 0, SEEK_END);
+    unsigned char *data = aligned_alloc(8, ((size_t)size + 7) & ~(size_t)7);
+    CHECK(pread(fd, data, (size_t)size, 0) == size);
+    fclose(f);
+    free(wbuf);
+    *out = data;
+    return (size_t)size;
+}
+
+static void test_faults_round_trip(void)
+{
+    unsigned char *d;
+    size_t n = make_faults_snapshot(&d, F_NONE);
+    ls_snapshot_t s;
+    char err[256] = "";
+    CHECK(ls_snapshot_parse(d, n, &s, err, sizeof(err)) == 0);
+    if (err[0]) fprintf(stderr, "parse error: %s\n", err);
+    CHECK(s.fail && strstr(s.fail, ";libc.so.6+0x9e990-0x9e9c9|func=grow,every=3,") != NULL);
+    CHECK(s.has_faults && s.nfaults == 3);
+    CHECK(s.nfaults == 3 && s.faults[1].stack == 2 && s.faults[1].rule == 1 &&
+          s.faults[1].count == 4 && s.faults[1].first_ns == 7000);
+    CHECK(s.stats[LS_STAT_FAIL_CALLS] == 20 && s.stats[LS_STAT_FAIL_INJECTED] == 8 &&
+          s.stats[LS_STAT_FAIL_UNRECORDED] == 1);
+    ls_snapshot_free(&s);
+    CHECK(s.fail == NULL);
+    for (size_t cut = 0; cut < n; cut += 8) {
+        unsigned char *c = aligned_alloc(8, (cut + 8) & ~(size_t)7);
+        memcpy(c, d, cut);
+        CHECK(ls_snapshot_parse(c, cut, &s, err, sizeof(err)) != 0);
+        ls_snapshot_free(&s);
+        free(c);
+    }
+    free(d);
+    /* without META fail the rules cannot be counted: any rule index passes */
+    n = make_faults_snapshot(&d, F_NO_META);
+    CHECK(ls_snapshot_parse(d, n, &s, err, sizeof(err)) == 0);
+    CHECK(!s.fail && s.nfaults == 3);
+    ls_snapshot_free(&s);
+    free(d);
+    /* an older file: no fault injection */
+    n = make_sites_snapshot(&d, S_NONE);
+    CHECK(ls_snapshot_parse(d, n, &s, err, sizeof(err)) == 0);
+    CHECK(!s.fail && !s.has_faults && s.nfaults == 0);
+    ls_snapshot_free(&s);
+    free(d);
+}
+
+static void expect_faults_error(int defect, const char *what)
+{
+    unsigned char *d;
+    size_t n = make_faults_snapshot(&d, defect);
+    expect_error(d, n, what);
+    free(d);
+}
+
+static void test_faults_damage(void)
+{
+    expect_faults_error(F_STACK, "fault 1 at offset");
+    expect_faults_error(F_STACK, "stack refers to missing stack 9");
+    expect_faults_error(F_COUNT, "counts 0 failures");
+    expect_faults_error(F_RULE, "fault 0 at offset");
+    expect_faults_error(F_RULE, "names rule 2, meta fail has 2 rules");
+    expect_faults_error(F_SIZE, "faults chunk at offset");
+}
+
 /* The writer's own CRC-32 (the agent does not link zlib) against zlib's, which the reader uses:
  * random lengths and contents, whole and fed in pieces. */
 static void test_crc32(void)
@@ -603,6 +920,28 @@ int main(int argc, char **argv)
         if (!ok) perror(argv[2]);
         return ok ? 0 : 1;
     }
+    /* --tags-seed FILE: writes the tag-built mode-sites snapshot (a fuzz seed) and exits */
+    if (argc == 3 && strcmp(argv[1], "--tags-seed") == 0) {
+        unsigned char *d;
+        size_t n = make_tags_snapshot(&d, T_NONE);
+        FILE *f = fopen(argv[2], "wb");
+        int ok = f && fwrite(d, 1, n, f) == n;
+        if (f && fclose(f) != 0) ok = 0;
+        free(d);
+        if (!ok) perror(argv[2]);
+        return ok ? 0 : 1;
+    }
+    /* --faults-seed FILE: writes the fault injection snapshot (a fuzz seed) and exits */
+    if (argc == 3 && strcmp(argv[1], "--faults-seed") == 0) {
+        unsigned char *d;
+        size_t n = make_faults_snapshot(&d, F_NONE);
+        FILE *f = fopen(argv[2], "wb");
+        int ok = f && fwrite(d, 1, n, f) == n;
+        if (f && fclose(f) != 0) ok = 0;
+        free(d);
+        if (!ok) perror(argv[2]);
+        return ok ? 0 : 1;
+    }
     test_crc32();
     test_round_trip(4096);
     test_round_trip(64 * 1024); /* header patched in the buffer rather than with pwrite */
@@ -611,6 +950,10 @@ int main(int argc, char **argv)
     test_refs_damage();
     test_sites_round_trip();
     test_sites_damage();
+    test_tags_round_trip();
+    test_tags_damage();
+    test_faults_round_trip();
+    test_faults_damage();
     printf("format: %d checks, %d failed\n", checks, failures);
     return failures ? 1 : 0;
 }

@@ -55,6 +55,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
             sink += a->samples;
         }
+        /* and the tags (1.5), as the sites view would: every string byte readable */
+        for (size_t i = 0; i < s.nsites; i++) {
+            const ls_snap_tag_t *t = ls_snapshot_site_tag(&s, &s.sites[i]);
+            if (s.sites[i].tag && !t) abort();
+            for (uint16_t k = 0; t && k < t->file_len; k++) sink += (unsigned char)t->file[k];
+            for (uint16_t k = 0; t && k < t->func_len; k++) sink += (unsigned char)t->func[k];
+        }
         for (size_t i = 0; i < s.nref_findings; i++) {
             const ls_fmt_ref_finding_t *f = &s.ref_findings[i];
             for (uint32_t k = 0; k < f->nevents; k++) sink += s.ref_events[f->first_event + k].op;
