@@ -337,6 +337,57 @@ static void conn_read(ctl_conn_t *c)
     }
 }
 
+/* State letter of task tid of this process (from /proc/self/task/TID/stat), 0 if unreadable. */
+static char task_state(pid_t tid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
+    return p && p[1] == ' ' ? p[2] : 0;
+}
+
+/* A process ends when its last thread does. When the main thread has left with pthread_exit and
+ * every other thread of the program has ended, this thread alone would keep the process alive for
+ * ever: it then does what glibc does for the last thread, exit(0). No allocation: raw getdents. */
+static bool program_threads_gone(void)
+{
+    char st = task_state(getpid());
+    if (st != 'Z' && st != 'X') return false; /* the common case: one small read a second */
+    int fd = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return false;
+    pid_t self = (pid_t)syscall(SYS_gettid);
+    char buf[4096] __attribute__((aligned(8)));
+    bool gone = true;
+    for (;;) {
+        long n = syscall(SYS_getdents64, fd, buf, sizeof(buf));
+        if (n <= 0) break;
+        for (long off = 0; off < n && gone;) {
+            struct {
+                uint64_t ino;
+                int64_t off;
+                unsigned short reclen;
+                unsigned char type;
+                char name[];
+            } *d = (void *)(buf + off);
+            off += d->reclen;
+            if (d->name[0] < '0' || d->name[0] > '9') continue;
+            pid_t tid = (pid_t)atoi(d->name);
+            if (tid == self || tid == getpid()) continue;
+            char t = task_state(tid);
+            if (t && t != 'Z' && t != 'X') gone = false;
+        }
+        if (!gone) break;
+    }
+    close(fd);
+    return gone;
+}
+
 static void *control_main(void *arg)
 {
     (void)arg;
@@ -356,7 +407,9 @@ static void *control_main(void *arg)
             if (conns[i].fd >= 0 && conns[i].deadline < wake_at) wake_at = conns[i].deadline;
         }
         int timeout = wake_at == INT64_MAX ? -1 : wake_at <= now ? 0 : (int)(wake_at - now);
+        if (timeout < 0 || timeout > 1000) timeout = 1000; /* program_threads_gone, each second */
         int r = poll(p, 2 + LS_CTL_CONNS, timeout);
+        if (r == 0 && !atomic_load(&ls__g.exiting) && program_threads_gone()) exit(0);
         if (r < 0 && errno != EINTR) {
             ls__error("control thread: poll: %s; channel closed", strerror(errno));
             return NULL;

@@ -4,6 +4,7 @@
  * so it must not touch either.
  */
 #include "ls_agent.h"
+#include "ls_unwind.h"
 
 #include <fcntl.h>
 #include <string.h>
@@ -50,7 +51,7 @@ static int parse_line(char *line, ls_mapping_t *m)
 
 int ls__maps_foreach(int (*fn)(const ls_mapping_t *m, void *ctx), void *ctx)
 {
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    int fd = ls__maps_open();
     if (fd < 0) return -1;
     char buf[8192];
     size_t len = 0;

@@ -1585,7 +1585,7 @@ __attribute__((noinline)) size_t ls__unwind_libunwind_from(const ls_uw_frame_t *
 uintptr_t ls__unwind_stack_top(uintptr_t sp)
 {
     /* /proc/self/maps through a fixed buffer: no stdio, no malloc. */
-    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    int fd = ls__maps_open();
     if (fd < 0) return 0;
     char buf[4096];
     size_t have = 0;

@@ -21,6 +21,7 @@
 #ifndef LS_UNWIND_H
 #define LS_UNWIND_H
 
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -152,5 +153,13 @@ size_t ls__unwind_fast_hashed(const ls_uw_frame_t *start, uintptr_t stack_hi, ui
 
 /* Frames the hashed variant took over from the previous walk of this thread (statistics). */
 uint64_t ls__unwind_reused_frames(void);
+
+/* The process's memory map for reading. /proc/thread-self first: once the main thread has left
+ * with pthread_exit, /proc/self/maps (the leader's) reads empty while the process runs on. */
+static inline int ls__maps_open(void)
+{
+    int fd = open("/proc/thread-self/maps", O_RDONLY | O_CLOEXEC);
+    return fd >= 0 ? fd : open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+}
 
 #endif

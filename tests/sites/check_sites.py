@@ -2,6 +2,9 @@
 """check_sites.py - compares what sites_prog expects with the counters of a snapshot.
 
   check_sites.py LEAKSCOPE SNAPSHOT EXPECT_FILE          expectations (sites_prog.c)
+  check_sites.py LEAKSCOPE --each DIR N                  DIR/PID.exp against DIR/s.PID.lsnap, for
+                                                         exactly N processes (fork: the agent's
+                                                         output=DIR/s.%p.lsnap)
   check_sites.py LEAKSCOPE --same FULL_SNAP SITES_SNAP   every site's live bytes and blocks equal
                                                          between a mode full and a mode sites run
 
@@ -9,6 +12,7 @@ Sites are named by the functions of their innermost frames ("f0" or "f0<-f1"); t
 two runs keys them by object and offset of the innermost frame (the runs load at other addresses).
 """
 import json
+import os
 import subprocess
 import sys
 
@@ -39,10 +43,11 @@ def check_expect(leakscope, snap, expect):
     bad = 0
     for line in open(expect):
         name, *vals = line.split()
-        want = [int(v) for v in vals]
         got = by_functions(doc, name.count("<-") + 1).get(name, [0, 0, 0, 0])
-        for label, w, g in zip(("live_bytes", "live_blocks", "allocs", "bytes"), want, got):
-            if w != -1 and w != g:
+        for label, w, g in zip(("live_bytes", "live_blocks", "allocs", "bytes"), vals, got):
+            lo, _, hi = w.partition("..")  # "N", "-1" (not checked) or "LO..HI"
+            lo, hi = int(lo), int(hi or lo)
+            if w != "-1" and not lo <= g <= hi:
                 print(f"FAIL {name}: {label} {g}, expected {w}")
                 bad += 1
         if got[0] < 0 or got[1] < 0:
@@ -76,7 +81,22 @@ def check_same(leakscope, full, sites):
     return 1 if bad or not a else 0
 
 
+def check_each(leakscope, d, n):
+    exps = sorted(f for f in os.listdir(d) if f.endswith(".exp"))
+    snaps = sorted(f for f in os.listdir(d) if f.endswith(".lsnap"))
+    if len(exps) != n or len(snaps) != n:
+        print(f"FAIL: expected {n} processes, found expectations {exps} and snapshots {snaps}")
+        return 1
+    bad = 0
+    for e in exps:
+        bad += check_expect(leakscope, os.path.join(d, "s." + e[:-4] + ".lsnap"),
+                            os.path.join(d, e))
+    return 1 if bad else 0
+
+
 if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[2] == "--each":
+        sys.exit(check_each(sys.argv[1], sys.argv[3], int(sys.argv[4])))
     if len(sys.argv) == 5 and sys.argv[2] == "--same":
         sys.exit(check_same(sys.argv[1], sys.argv[3], sys.argv[4]))
     if len(sys.argv) == 4:
