@@ -926,6 +926,18 @@ static inline bool sites_align_ok(size_t align, size_t size)
     return pow2(align) && align <= LS_SITE_ALIGN_MAX && sites_counting(size);
 }
 
+/* The mode sites branch of memalign & co (a macro: the site is the interposer's caller). A block
+ * that cannot be counted is the real allocator's (uncounted: the call that makes it). */
+#define SITES_ALIGNED_RETURN(align, size, uncounted)                                               \
+    do {                                                                                           \
+        if (!sites_align_ok(align, size)) return uncounted;                                        \
+        uint32_t id_;                                                                              \
+        SITE_HERE_OR_FAIL(id_, (errno = ENOMEM, NULL));                                            \
+        void *p_ = sites_aligned(align, size, id_);                                                \
+        if (!p_) errno = ENOMEM;                                                                   \
+        return p_;                                                                                 \
+    } while (0)
+
 LS_EXPORT void *reallocarray(void *p, size_t n, size_t size)
 {
     size_t total;
@@ -1015,12 +1027,7 @@ LS_EXPORT void *aligned_alloc(size_t align, size_t size)
 {
     if (sampling()) {
         if (ls__mode_sites()) {
-            if (!sites_align_ok(align, size)) return ls__real.aligned_alloc(align, size);
-            uint32_t id;
-            SITE_HERE_OR_FAIL(id, (errno = ENOMEM, NULL));
-            void *p = sites_aligned(align, size, id);
-            if (!p) errno = ENOMEM;
-            return p;
+            SITES_ALIGNED_RETURN(align, size, ls__real.aligned_alloc(align, size));
         }
         if (LS_LIKELY(!sample_hit(size))) return ls__real.aligned_alloc(align, size);
         ls_uw_frame_t f;
@@ -1046,12 +1053,7 @@ LS_EXPORT void *memalign(size_t align, size_t size)
 {
     if (sampling()) {
         if (ls__mode_sites()) {
-            if (!sites_align_ok(align, size)) return ls__real.memalign(align, size);
-            uint32_t id;
-            SITE_HERE_OR_FAIL(id, (errno = ENOMEM, NULL));
-            void *p = sites_aligned(align, size, id);
-            if (!p) errno = ENOMEM;
-            return p;
+            SITES_ALIGNED_RETURN(align, size, ls__real.memalign(align, size));
         }
         if (LS_LIKELY(!sample_hit(size))) return ls__real.memalign(align, size);
         ls_uw_frame_t f;
@@ -1085,12 +1087,7 @@ LS_EXPORT void *valloc(size_t size)
 {
     if (sampling()) {
         if (ls__mode_sites()) {
-            if (!sites_align_ok(LS_PAGE, size)) return ls__real.memalign(LS_PAGE, size);
-            uint32_t id;
-            SITE_HERE_OR_FAIL(id, (errno = ENOMEM, NULL));
-            void *p = sites_aligned(LS_PAGE, size, id);
-            if (!p) errno = ENOMEM;
-            return p;
+            SITES_ALIGNED_RETURN(LS_PAGE, size, ls__real.memalign(LS_PAGE, size));
         }
         if (LS_LIKELY(!sample_hit(size))) return ls__real.memalign(LS_PAGE, size);
         ls_uw_frame_t f;
@@ -1120,12 +1117,7 @@ LS_EXPORT void *pvalloc(size_t size)
             return NULL;
         }
         if (ls__mode_sites()) {
-            if (!sites_align_ok(LS_PAGE, rounded)) return ls__real.memalign(LS_PAGE, rounded);
-            uint32_t id;
-            SITE_HERE_OR_FAIL(id, (errno = ENOMEM, NULL));
-            void *p = sites_aligned(LS_PAGE, rounded, id);
-            if (!p) errno = ENOMEM;
-            return p;
+            SITES_ALIGNED_RETURN(LS_PAGE, rounded, ls__real.memalign(LS_PAGE, rounded));
         }
         if (LS_LIKELY(!sample_hit(rounded))) return ls__real.memalign(LS_PAGE, rounded);
         ls_uw_frame_t f;

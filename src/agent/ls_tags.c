@@ -47,6 +47,7 @@ static tag_rec_t *trecs;       /* by tag index; LS_SITES_MAX, pages touched as u
 static _Atomic uint32_t ntags; /* TAGS records */
 static const char *last_file;  /* the tags of one translation unit share their __FILE__ */
 static const char *last_copy;
+static uint16_t last_len;
 
 static bool tag_valid(const ls_tag_t *t)
 {
@@ -73,16 +74,15 @@ static void tag_assign(ls_tag_t *t)
     if (!tag_valid(t)) return;
     uint32_t idx = atomic_load_explicit(&ntags, memory_order_relaxed);
     bool created = false;
-    uint32_t id = 0;
-    if (idx < LS_SITES_MAX) {
+    uint32_t id = 0; /* no table or full: the overflow site */
+    if (trecs && idx < LS_SITES_MAX) {
         tag_rec_t *r = &trecs[idx];
         if (t->file != last_file || !last_copy) {
-            uint16_t len;
-            last_copy = copy_str(t->file, &len);
+            last_copy = copy_str(t->file, &last_len);
             last_file = last_copy ? t->file : NULL;
         }
         r->file = last_copy;
-        r->file_len = last_copy ? (uint16_t)strnlen(last_copy, 65535) : 0;
+        r->file_len = last_len;
         r->func = copy_str(t->func, &r->func_len);
         r->line = t->line;
         r->kind = t->kind;

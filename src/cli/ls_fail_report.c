@@ -37,20 +37,15 @@ static int cmp_stack(const void *a, const void *b)
     return x->stack < y->stack ? -1 : x->stack > y->stack;
 }
 
-static uint64_t stat_of(const ls_snapshot_t *s, unsigned key)
-{
-    return s->stats_present & (1ull << key) ? s->stats[key] : 0;
-}
-
 int ls_faults_build(const ls_snapshot_t *snap, ls_symbolizer_t *sym, ls_faults_t **out)
 {
     *out = NULL;
     if (!snap->fail) return 0;
     ls_faults_t *f = calloc(1, sizeof(*f));
     if (!f) return -1;
-    f->calls = stat_of(snap, LS_STAT_FAIL_CALLS);
-    f->injected = stat_of(snap, LS_STAT_FAIL_INJECTED);
-    f->unrecorded = stat_of(snap, LS_STAT_FAIL_UNRECORDED);
+    f->calls = snap->stats[LS_STAT_FAIL_CALLS];
+    f->injected = snap->stats[LS_STAT_FAIL_INJECTED];
+    f->unrecorded = snap->stats[LS_STAT_FAIL_UNRECORDED];
     char **specs;
     long n = ls_fail_rules_parse(snap->fail, &specs);
     if (n < 0) goto oom;
@@ -128,19 +123,8 @@ void ls_faults_write_text(const ls_faults_t *f, FILE *out)
             const fault_stack_t *s = &r->stacks[k];
             fprintf(out, "    %s failure%s at:\n", ls_commas(s->count, b1), plural(s->count));
             if (!s->nframes) fprintf(out, "      (no stack recorded)\n");
-            for (size_t j = 0; j < s->nframes; j++) {
-                const ls_sym_frame_t *fr = &s->frames[j];
-                char label[1024];
-                ls_frame_label(fr, label, sizeof(label));
-                fprintf(out, "      %s 0x%llX: %s", j ? "by" : "at", (unsigned long long)fr->pc,
-                        label);
-                if (fr->inlined)
-                    fputs(" (inlined)", out);
-                else if (fr->object)
-                    fprintf(out, " [%s+0x%llx]", ls_base_name(fr->object),
-                            (unsigned long long)fr->offset);
-                fputc('\n', out);
-            }
+            for (size_t j = 0; j < s->nframes; j++)
+                ls_text_frame_in(out, &s->frames[j], j == 0, 6, true);
         }
     }
     if (f->unrecorded)

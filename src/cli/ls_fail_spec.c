@@ -624,49 +624,7 @@ static bool debug_mentions(obj_t *o, const char *needle, size_t len)
     return b > 0 || (a < 0 && b < 0);
 }
 
-/* Is die an inlined copy of one of the tags header's wrappers (ls_tag_malloc_ & co)? They are
- * the allocating call itself as the program wrote it: a rule sees through them. */
-static bool is_tag_wrapper(Dwarf_Die *die)
-{
-    Dwarf_Attribute a;
-    const char *n = dwarf_formstring(dwarf_attr_integrate(die, DW_AT_name, &a));
-    size_t k = n ? strlen(n) : 0;
-    return k > 7 && !strncmp(n, "ls_tag_", 7) && n[k - 1] == '_';
-}
-
-/* The tags header's wrappers inlined at FILE:LINE below die: a tagged call's instructions
- * carry the header's line, the wrapper's call site is the program's. */
-static void tag_wrappers_at(Dwarf_Die *die, Dwarf_Addr dwbias, Dwarf_Files *files, size_t nfiles,
-                            const char *comp_dir, const char *file, unsigned line, ranges_t *out,
-                            int depth)
-{
-    Dwarf_Die child;
-    if (depth > 64 || dwarf_child(die, &child) != 0) return;
-    do {
-        Dwarf_Attribute a;
-        Dwarf_Word cl, cf;
-        if (dwarf_tag(&child) == DW_TAG_inlined_subroutine &&
-            dwarf_formudata(dwarf_attr(&child, DW_AT_call_line, &a), &cl) == 0 && cl == line &&
-            dwarf_formudata(dwarf_attr(&child, DW_AT_call_file, &a), &cf) == 0 && cf < nfiles &&
-            is_tag_wrapper(&child)) {
-            const char *src = dwarf_filesrc(files, cf, NULL, NULL);
-            char *full = NULL;
-            bool match = false;
-            if (src && src[0] != '/' && comp_dir && asprintf(&full, "%s/%s", comp_dir, src) >= 0) {
-                match = path_suffix(full, file);
-                free(full);
-            } else if (src) {
-                match = path_suffix(src, file);
-            }
-            if (match) die_ranges(&child, dwbias, out);
-        }
-        if (dwarf_haschildren(&child))
-            tag_wrappers_at(&child, dwbias, files, nfiles, comp_dir, file, line, out, depth + 1);
-    } while (dwarf_siblingof(&child, &child) == 0);
-}
-
-/* FILE:LINE in o: the rows of that line (and in a tagged object, the tag wrappers called
- * there). */
+/* FILE:LINE in o: the rows of that line. */
 static void resolve_line(obj_t *o, const char *file, unsigned line, ranges_t *out)
 {
     Dwarf_Addr dwbias;
@@ -704,10 +662,6 @@ static void resolve_line(obj_t *o, const char *file, unsigned line, ranges_t *ou
                 continue;
             ranges_add(out, lo + dwbias, hi + dwbias);
         }
-        Dwarf_Files *files;
-        size_t nfiles;
-        if (o->tagged && dwarf_getsrcfiles(cu, &files, &nfiles) == 0)
-            tag_wrappers_at(cu, dwbias, files, nfiles, comp_dir, file, line, out, 0);
     }
 }
 
@@ -738,7 +692,7 @@ static void inlined_holes(Dwarf_Die *die, Dwarf_Addr dwbias, ranges_t *holes)
     if (dwarf_child(die, &child) != 0) return;
     do {
         int tag = dwarf_tag(&child);
-        if (tag == DW_TAG_inlined_subroutine && !is_tag_wrapper(&child))
+        if (tag == DW_TAG_inlined_subroutine)
             die_ranges(&child, dwbias, holes);
         else if (tag != DW_TAG_subprogram)
             inlined_holes(&child, dwbias, holes);

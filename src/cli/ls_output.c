@@ -250,15 +250,23 @@ void ls_frame_label(const ls_sym_frame_t *f, char *buf, size_t len)
         snprintf(buf, len, "%s", fn);
 }
 
-void ls_text_frame(FILE *out, const ls_sym_frame_t *f, int first)
+void ls_text_frame_in(FILE *out, const ls_sym_frame_t *f, int first, int indent, bool with_offset)
 {
     char label[1024];
     ls_frame_label(f, label, sizeof(label));
-    fprintf(out, "    %s 0x%llX: %s", first ? "at" : "by", (unsigned long long)f->pc, label);
+    fprintf(out, "%*s%s 0x%llX: %s", indent, "", first ? "at" : "by", (unsigned long long)f->pc,
+            label);
     if (f->inlined) fputs(" (inlined)", out);
     if (f->status == LS_SYM_NO_FILE || f->status == LS_SYM_BUILD_ID)
         fprintf(out, " [%s]", ls_sym_status_name(f->status));
+    if (with_offset && !f->inlined && f->object)
+        fprintf(out, " [%s+0x%llx]", ls_base_name(f->object), (unsigned long long)f->offset);
     fputc('\n', out);
+}
+
+void ls_text_frame(FILE *out, const ls_sym_frame_t *f, int first)
+{
+    ls_text_frame_in(out, f, first, 4, false);
 }
 
 /* ---- JSON -------------------------------------------------------------------------------- */

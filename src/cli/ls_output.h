@@ -72,6 +72,9 @@ const char *ls_base_name(const char *path);
 void ls_frame_label(const ls_sym_frame_t *f, char *buf, size_t len);
 /* One valgrind-style stack line: "    at 0x401136: make_node (t.c:12)" ("by" unless first). */
 void ls_text_frame(FILE *out, const ls_sym_frame_t *f, int first);
+/* The same indented by indent spaces; with_offset adds " [module+0xOFF]" to a frame that is not
+ * inlined (the form run --fail takes back). */
+void ls_text_frame_in(FILE *out, const ls_sym_frame_t *f, int first, int indent, bool with_offset);
 
 /* ---- JSON -------------------------------------------------------------------------------- */
 
