@@ -28,6 +28,7 @@
 #define LS_LIKELY(x)        __builtin_expect(!!(x), 1)
 #define LS_UNLIKELY(x)      __builtin_expect(!!(x), 0)
 #define LS_COLD             __attribute__((cold, noinline))
+#define LS_HOT              __attribute__((hot))
 #define LS_MAX_FRAMES_LIMIT 256
 
 /* ---- options (ls_options.c) ------------------------------------------------------------------ */
@@ -448,10 +449,14 @@ typedef struct ls_site_ctr {
 
 typedef struct ls_sites_global {
     uint64_t secret; /* header check (above) */
-    _Atomic int on;  /* counting enabled (sites_enabled, ls_sites_enable, sites_signal) */
-    int frames;      /* site_frames: 1 = the caller's return address */
-    bool mode;       /* mode sites: set before ls__sampling = 3 (release) */
+    /* LS_SITES_ON: counting enabled (sites_enabled, ls_sites_enable, sites_signal), plus
+     * LS_SITES_FRAMES when site_frames > 1, so that malloc's common case tests one word. */
+    _Atomic int on;
+    int frames; /* site_frames: 1 = the caller's return address */
+    bool mode;  /* mode sites: set before ls__sampling = 3 (release) */
 } ls_sites_global_t;
+#define LS_SITES_ON     1
+#define LS_SITES_FRAMES 2
 extern ls_sites_global_t ls__sites LS_HIDDEN;
 
 /* Maps the tables, draws the secret, installs sites_signal, then sets ls__sampling = 3. Called

@@ -262,10 +262,11 @@ size_t ls__defer_end(void)
  * takes the mode full path, which handles bootstrap. Only 1 goes to mode sample and 3 to mode
  * sites (tested second: mode sample's path stays two instructions): 2 (the control thread is
  * wanted) takes the last branch, whose first test sends it on to ls__control_wake and then to
- * the mode's function, so the request costs the common path nothing.
+ * the mode's function, so the request costs the common path nothing. They sit in .text.hot with
+ * mode sites' cached paths (LS_HOT).
  */
 #define LS_DISPATCH(name)                                                                          \
-    __asm__(".text\n"                                                                              \
+    __asm__(".pushsection .text.hot,\"ax\",@progbits\n"                                            \
             ".globl " #name "\n"                                                                   \
             ".type " #name ",@function\n"                                                          \
             ".globl ls__" #name "_entry\n"                                                         \
@@ -279,7 +280,8 @@ size_t ls__defer_end(void)
             "  je ls__" #name "_sites\n"                                                           \
             "  jmp ls__" #name "_full\n"                                                           \
             "  .cfi_endproc\n"                                                                     \
-            ".size " #name ", .-" #name "\n")
+            ".size " #name ", .-" #name "\n"                                                       \
+            ".popsection\n")
 
 LS_DISPATCH(malloc);
 LS_DISPATCH(free);
@@ -650,8 +652,8 @@ void *ls__realloc_full(void *p, size_t size)
  */
 static inline bool sites_counting(size_t size)
 {
-    return LS_LIKELY(atomic_load_explicit(&ls__sites.on, memory_order_relaxed) && !ls__tls.guard &&
-                     size <= LS_SITE_SIZE_MASK);
+    return LS_LIKELY((atomic_load_explicit(&ls__sites.on, memory_order_relaxed) & LS_SITES_ON) &&
+                     !ls__tls.guard && size <= LS_SITE_SIZE_MASK);
 }
 
 static inline uint32_t site_of_pc(uintptr_t pc)
@@ -786,25 +788,36 @@ static LS_COLD __attribute__((noinline)) void *sites_mark_slow(char *p, size_t s
     return site_mark(p, size, id, 0);
 }
 
-void *ls__malloc_sites(size_t size)
+/* Counting off, the agent busy, a huge size or site_frames > 1: tail-called by ls__malloc_sites,
+ * so its caller's frame is the program's. */
+static LS_COLD __attribute__((noinline)) void *malloc_sites_other(size_t size)
 {
-    if (LS_UNLIKELY(!sites_counting(size))) return ls__real.malloc(size);
+    if (!sites_counting(size)) return ls__real.malloc(size);
+    char *q = ls__real.malloc(size + LS_SITE_HDR);
+    if (LS_UNLIKELY(!q)) return NULL;
+    if (ls__sites.frames == 1) /* counting was just turned on */
+        return sites_mark_slow(q + LS_SITE_HDR, size, (uintptr_t)__builtin_return_address(0), NULL);
+    ls_uw_frame_t f;
+    LS_UW_CALLER_FRAME(&f);
+    return sites_mark_slow(q + LS_SITE_HDR, size, 0, &f);
+}
+
+/* The common case tests one global word, the guard and the size, and a cache hit implies the
+ * thread's shard (cache_put). */
+LS_HOT void *ls__malloc_sites(size_t size)
+{
+    if (LS_UNLIKELY(atomic_load_explicit(&ls__sites.on, memory_order_relaxed) != LS_SITES_ON ||
+                    ls__tls.guard || size > LS_SITE_SIZE_MASK))
+        return malloc_sites_other(size);
     char *q = ls__real.malloc(size + LS_SITE_HDR);
     if (LS_UNLIKELY(!q)) return NULL;
     q += LS_SITE_HDR;
-    if (LS_UNLIKELY(ls__sites.frames != 1)) {
-        ls_uw_frame_t f;
-        LS_UW_CALLER_FRAME(&f);
-        return sites_mark_slow(q, size, 0, &f);
-    }
     uintptr_t pc = (uintptr_t)__builtin_return_address(0);
     size_t c = (size_t)(pc ^ (pc >> 8)) & (LS_SITE_CACHE - 1);
-    ls_site_ctr_t *sh = ls__tls.sites_shard;
-    if (LS_UNLIKELY(ls__tls.site_cache[c].key != pc || !sh))
-        return sites_mark_slow(q, size, pc, NULL);
+    if (LS_UNLIKELY(ls__tls.site_cache[c].key != pc)) return sites_mark_slow(q, size, pc, NULL);
     uint32_t id = ls__tls.site_cache[c].id;
     site_header(q, size, id, 0);
-    ctr_charge(&sh[id], size);
+    ctr_charge(&ls__tls.sites_shard[id], size);
     return q;
 }
 
@@ -814,16 +827,23 @@ static LS_COLD __attribute__((noinline)) void sites_free_slow(void *p, uint64_t 
     ls__real.free(site_base(p, w0));
 }
 
-/* No guard test: a counted block is uncharged whoever frees it. free(NULL) and the bootstrap
- * buffer are settled first (nothing may be read before NULL; a bootstrap block is never freed). */
-void ls__free_sites(void *p)
+/* A block without a header: uncounted, or in the bootstrap buffer (never freed). */
+static LS_COLD __attribute__((noinline)) void sites_free_plain(void *p)
 {
-    if (LS_UNLIKELY(!p || is_boot(p))) return;
+    if (!is_boot(p)) ls__real.free(p);
+}
+
+/* No guard test: a counted block is uncharged whoever frees it. Nothing may be read before NULL;
+ * a bootstrap block can be (its 16 bytes before lie in the buffer or the agent's data), and its
+ * check word fails like any uncounted block's. */
+LS_HOT void ls__free_sites(void *p)
+{
+    if (LS_UNLIKELY(!p)) return;
     const uint64_t *h = (const uint64_t *)p - 2;
     uint64_t w0 = h[0];
     ls_site_ctr_t *sh = ls__tls.sites_shard;
     if (LS_UNLIKELY(h[1] != site_word1(w0, p))) {
-        ls__real.free(p);
+        sites_free_plain(p);
         return;
     }
     if (LS_UNLIKELY(!sh || (w0 >> 60))) {
@@ -834,7 +854,8 @@ void ls__free_sites(void *p)
     ls__real.free((char *)p - LS_SITE_HDR);
 }
 
-void *ls__calloc_sites(size_t n, size_t size)
+/* Every case but the common one; tail-called by ls__calloc_sites (the site is its caller). */
+static LS_COLD void *calloc_sites_other(size_t n, size_t size)
 {
     size_t total;
     if (__builtin_mul_overflow(n, size, &total)) {
@@ -847,6 +868,27 @@ void *ls__calloc_sites(size_t n, size_t size)
     char *q = ls__real.calloc(1, total + LS_SITE_HDR);
     if (LS_UNLIKELY(!q)) return NULL;
     return site_mark(q + LS_SITE_HDR, total, id, 0);
+}
+
+/* The common case: counting on (site_frames 1), a cached site, a size that fits the header. The
+ * cached hot paths (malloc, calloc, realloc, free) sit together in .text.hot: a host with a large
+ * code footprint (python) keeps fewer of the agent's cache lines. */
+LS_HOT void *ls__calloc_sites(size_t n, size_t size)
+{
+    size_t total;
+    uintptr_t pc = (uintptr_t)__builtin_return_address(0);
+    size_t c = (size_t)(pc ^ (pc >> 8)) & (LS_SITE_CACHE - 1);
+    if (LS_UNLIKELY(atomic_load_explicit(&ls__sites.on, memory_order_relaxed) != LS_SITES_ON ||
+                    ls__tls.guard || __builtin_mul_overflow(n, size, &total) ||
+                    total > LS_SITE_SIZE_MASK || ls__tls.site_cache[c].key != pc))
+        return calloc_sites_other(n, size);
+    uint32_t id = ls__tls.site_cache[c].id;
+    char *q = ls__real.calloc(1, total + LS_SITE_HDR);
+    if (LS_UNLIKELY(!q)) return NULL;
+    q += LS_SITE_HDR;
+    site_header(q, total, id, 0);
+    ctr_charge(&ls__tls.sites_shard[id], total);
+    return q;
 }
 
 /*
@@ -893,12 +935,37 @@ static inline void *sites_realloc(void *p, size_t size, uint32_t id, bool count)
     return site_mark(q + LS_SITE_HDR, size, id, 0);
 }
 
-void *ls__realloc_sites(void *p, size_t size)
+/* Every case but the common one; tail-called by ls__realloc_sites (the site is its caller). */
+static LS_COLD void *realloc_sites_other(void *p, size_t size)
 {
     bool count = sites_counting(size) && (size || !p); /* realloc(p, 0) frees: never fails */
     uint32_t id = 0;
     if (count) SITE_HERE_OR_FAIL(id, (errno = ENOMEM, NULL));
     return sites_realloc(p, size, id, count);
+}
+
+/* The common case: a counted block (not over-aligned) resized in place by the real realloc,
+ * counting on, a cached site. */
+LS_HOT void *ls__realloc_sites(void *p, size_t size)
+{
+    uintptr_t pc = (uintptr_t)__builtin_return_address(0);
+    size_t c = (size_t)(pc ^ (pc >> 8)) & (LS_SITE_CACHE - 1);
+    if (LS_UNLIKELY(atomic_load_explicit(&ls__sites.on, memory_order_relaxed) != LS_SITES_ON ||
+                    ls__tls.guard || !p || size - 1 >= LS_SITE_SIZE_MASK ||
+                    ls__tls.site_cache[c].key != pc))
+        return realloc_sites_other(p, size);
+    const uint64_t *h = (const uint64_t *)p - 2;
+    uint64_t w0 = h[0];
+    if (LS_UNLIKELY(h[1] != site_word1(w0, p) || (w0 >> 60))) return realloc_sites_other(p, size);
+    uint32_t id = ls__tls.site_cache[c].id;
+    char *q = ls__real.realloc((char *)p - LS_SITE_HDR, size + LS_SITE_HDR);
+    if (LS_UNLIKELY(!q)) return NULL; /* the old block is untouched, still charged */
+    q += LS_SITE_HDR;
+    site_header(q, size, id, 0);
+    ls_site_ctr_t *sh = ls__tls.sites_shard;
+    ctr_uncharge(&sh[(w0 >> LS_SITE_SIZE_BITS) & (LS_SITES_MAX - 1)], w0 & LS_SITE_SIZE_MASK);
+    ctr_charge(&sh[id], size);
+    return q;
 }
 
 /* memalign & co. Alignments up to 16 are malloc's own; larger ones (up to 2^19) put the block

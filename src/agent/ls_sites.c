@@ -136,8 +136,10 @@ out:
     return id;
 }
 
+/* Only a thread with a shard caches: a hit in malloc's common case needs no shard test. */
 static inline void cache_put(uint64_t key, uint32_t id)
 {
+    if (LS_UNLIKELY(!ls__tls.sites_shard)) return;
     size_t c = (size_t)(key ^ (key >> 8)) & (LS_SITE_CACHE - 1);
     ls__tls.site_cache[c].key = key;
     ls__tls.site_cache[c].id = id;
@@ -248,6 +250,7 @@ static void thread_gone(void *p)
     ls__spin_unlock(&registry_lock);
     t->sites_shard = NULL;
     t->sites_gone = 1;
+    memset(t->site_cache, 0, sizeof(t->site_cache)); /* a hit implies a shard */
     t->guard--;
 }
 
@@ -301,13 +304,15 @@ void ls__sites_charge_retired(uint32_t id, uint64_t size, int sign)
 static void toggle_handler(int sig)
 {
     (void)sig;
-    atomic_fetch_xor(&ls__sites.on, 1);
+    atomic_fetch_xor(&ls__sites.on, LS_SITES_ON);
 }
 
 LS_EXPORT int ls_agent_sites_enable(int on)
 {
     if (!ls__sites.mode || atomic_load(&ls__g.state) != LS_STATE_READY) return -1;
-    return atomic_exchange(&ls__sites.on, on ? 1 : 0);
+    int was = on ? atomic_fetch_or(&ls__sites.on, LS_SITES_ON)
+                 : atomic_fetch_and(&ls__sites.on, ~LS_SITES_ON);
+    return was & LS_SITES_ON;
 }
 
 /* ---- start-up and fork ----------------------------------------------------------------------
@@ -344,7 +349,8 @@ bool ls__sites_init(void)
             sigaction((int)o->sites_signal, &sa, NULL) < 0)
             ls__error("cannot use signal %ld to toggle the site counters", o->sites_signal);
     }
-    atomic_store(&ls__sites.on, o->sites_enabled ? 1 : 0);
+    atomic_store(&ls__sites.on, (o->sites_enabled ? LS_SITES_ON : 0) |
+                                    (ls__sites.frames > 1 ? LS_SITES_FRAMES : 0));
     ls__sites.mode = true;
     ls__tags_sites_ready();
     atomic_store_explicit(&ls__sampling, 3, memory_order_release);

@@ -202,7 +202,8 @@ int ls__snapshot_write(const char *path, const ls_check_result_t *res, int reaso
     if (sampling) ls_fmt_put_u64(&w, LS_META_SAMPLE_RATE, (uint64_t)ls__g.opt.sample_rate);
     if (sites) {
         ls_fmt_put_u64(&w, LS_META_SITE_FRAMES, (uint64_t)ls__sites.frames);
-        ls_fmt_put_u64(&w, LS_META_SITES_ENABLED, (uint64_t)atomic_load(&ls__sites.on));
+        ls_fmt_put_u64(&w, LS_META_SITES_ENABLED,
+                       (uint64_t)(atomic_load(&ls__sites.on) & LS_SITES_ON));
     }
     if (ls__fail_rules()) ls_fmt_put_str(&w, LS_META_FAIL, ls__fail_rules());
     ls_fmt_chunk_end(&w, 0);
