@@ -767,10 +767,10 @@ static inline void *site_base(void *p, uint64_t w0)
     return (char *)p - (la ? (size_t)1 << (la + 4) : LS_SITE_HDR);
 }
 
-/* The hot paths keep nothing but the size alive across the real call and leave every rare case
- * (a new site, a thread's first counted call, site_frames > 1) to a cold function reached by a
- * tail call, so that they need no callee-saved registers beyond one: the first version saved five
- * and spent 5.5 ns per malloc/free pair (bench/hotpath_bench) where python's budget is ~9. */
+/* malloc's hot path keeps nothing but the size alive across the real call and leaves every rare
+ * case (a new site, a thread's first counted call, site_frames > 1) to a cold function reached by
+ * a tail call, so that it needs no callee-saved registers beyond one: the first version saved
+ * five and spent 5.5 ns per malloc/free pair (bench/hotpath_bench) where python's budget is ~9. */
 static LS_COLD __attribute__((noinline)) void *sites_mark_slow(char *p, size_t size, uintptr_t pc,
                                                                const ls_uw_frame_t *f)
 {
