@@ -545,6 +545,54 @@ def wait_idle(threshold, max_wait, log):
             return waited
 
 
+class CpuGate:
+    """--steady: this machine is a VM whose virtual CPUs slow down by up to ~1.6x for seconds to
+    minutes at a time (a neighbour on the same physical core; nothing in /proc/stat shows it),
+    which flips medians of alternating runs. A probe times a fixed loop on each CPU; a CPU is
+    steady when its probe is within `slack` of the fastest probe it ever gave. Runs start only
+    when every CPU is steady (waiting at most max_wait s), and a short run after which a CPU is
+    no longer steady is done again (at most `redo` times)."""
+
+    LOOP = 300000  # ~6 ms on this machine
+
+    def __init__(self, slack, max_wait, redo, log):
+        self.slack, self.max_wait, self.redo, self.log = slack, max_wait, redo, log
+        self.cpus = sorted(os.sched_getaffinity(0))
+        self.best = {}
+
+    def probe(self):
+        """Seconds of the loop on each CPU; the benchmark's own affinity is put back after."""
+        times = {}
+        try:
+            for c in self.cpus:
+                os.sched_setaffinity(0, {c})
+                t0 = time.perf_counter()
+                x = 0
+                for i in range(self.LOOP):
+                    x += i
+                times[c] = time.perf_counter() - t0
+        finally:
+            os.sched_setaffinity(0, self.cpus)  # children inherit it: never leave one CPU
+        for c, t in times.items():
+            self.best[c] = min(self.best.get(c, t), t)
+        return times
+
+    def steady(self):
+        times = self.probe()
+        return all(t <= self.best[c] * (1 + self.slack) for c, t in times.items())
+
+    def wait(self):
+        """Waits until every CPU is steady; returns the seconds waited."""
+        t0 = time.perf_counter()
+        while not self.steady():
+            waited = time.perf_counter() - t0
+            if waited >= self.max_wait:
+                self.log("    (a CPU is still slow after %.0f s of waiting; running anyway)" % waited)
+                return waited
+            time.sleep(0.5)
+        return time.perf_counter() - t0
+
+
 class TreeRssSampler(threading.Thread):
     """Optional (--tree-rss): polls /proc and sums the RSS of every process in the run's session
     (the benchmark starts each run in a new session), keeping the largest sum seen. Catches what
@@ -685,9 +733,26 @@ def read_tail(path, n=600):
 # the benchmark loop
 # --------------------------------------------------------------------------------------------
 def do_run(tool, wl, workdir, timeout, label, plain_digest=None, log=print, idle=None,
-           tree_rss=0.0):
+           tree_rss=0.0, gate=None):
     if idle:
         wait_idle(idle[0], idle[1], log)
+    waited, redone = 0.0, 0
+    while True:
+        if gate:
+            waited += gate.wait()
+        r = do_run_once(tool, wl, workdir, timeout, label, plain_digest, log, tree_rss)
+        # a CPU that slowed down during a short run: the run goes again (valgrind's and other
+        # long runs are kept: their ratios dwarf the noise, and they would rarely come out clean)
+        if not gate or "error" in r or r["wall"] > 30 or redone >= gate.redo or gate.steady():
+            break
+        redone += 1
+        log("    (a CPU slowed down during that run: running it again)")
+    if gate:
+        r["steady_wait_s"], r["redone"] = waited, redone
+    return r
+
+
+def do_run_once(tool, wl, workdir, timeout, label, plain_digest, log, tree_rss):
     run_dir = os.path.join(workdir, "runs", wl.name, tool.name)
     os.makedirs(run_dir, exist_ok=True)
     argv, tenv = tool.command(wl, run_dir)
@@ -740,6 +805,11 @@ def fmt(x, spec, na="n/a"):
 def benchmark(args, workloads, tools, log):
     results = {}
     ht_print_timeout = max(args.timeout, 60)
+    gate = CpuGate(args.steady / 100.0, args.steady_max, 2, log) if args.steady else None
+    if gate:
+        for _ in range(10):  # each CPU's best time
+            gate.probe()
+            time.sleep(0.1)
     for wl in workloads:
         log("== %s: %s" % (wl.name, wl.describe))
         log("   %s" % " ".join(shlex.quote(a) for a in wl.argv))
@@ -754,7 +824,7 @@ def benchmark(args, workloads, tools, log):
             nonlocal plain_digest
             r = do_run(t, wl, args.workdir, args.timeout, label, plain_digest, log,
                        (args.wait_idle / 100.0, args.wait_idle_max) if args.wait_idle else None,
-                       args.tree_rss / 1000.0)
+                       args.tree_rss / 1000.0, gate)
             if t.kind == "plain" and plain_digest is None and "stdout_sha256" in r:
                 plain_digest = r["stdout_sha256"]
             if "error" in r:
@@ -833,6 +903,8 @@ def summarize(results, tools):
                 s["cpu_median"] = median([r["cpu"] for r in runs])
                 oc = [r["other_cpu"] for r in runs if r.get("other_cpu") is not None]
                 s["other_cpu_max"] = max(oc) if oc else None
+                s["redone"] = sum(r.get("redone", 0) for r in runs)
+                s["steady_wait_s"] = sum(r.get("steady_wait_s", 0.0) for r in runs)
                 s["rss_median_mib"] = median(rss) / 1024.0
                 tr_ = [r["tree_rss_kib"] for r in runs if r.get("tree_rss_kib")]
                 if tr_:
@@ -977,6 +1049,13 @@ def render_markdown(meta, summ, chk, tools):
     L.append("")
     L.append("## Time and memory (medians)")
     L.append("")
+    if meta.get("steady"):
+        sums = [ws[t.name] for ws in summ.values() for t in tools if t.name in ws]
+        L.append("Steady CPUs (--steady %g%%): %d runs done again after a CPU slowed down, "
+                 "%.0f s spent waiting for steady CPUs." % (
+                     meta["steady"], sum(x.get("redone", 0) for x in sums),
+                     sum(x.get("steady_wait_s", 0.0) for x in sums)))
+        L.append("")
     tree = any("tree_rss_median_mib" in ws[t.name] for ws in summ.values() for t in tools)
     L.append("| workload | tool | runs | wall s | min-max s | x plain | overhead | cpu s "
              "| cpu x plain | peak RSS MiB | RSS x plain | other load |"
@@ -1157,6 +1236,12 @@ def main(argv=None):
                          "of all cores (sampled over 1 s; default 0 = don't wait)")
     ap.add_argument("--wait-idle-max", type=float, default=120, metavar="S",
                     help="give up waiting for idle after S seconds (default 120)")
+    ap.add_argument("--steady", type=float, default=10, metavar="PCT",
+                    help="before each run, wait until every CPU runs a fixed loop within PCT%% "
+                         "of its best time, and run a short run again when one did not "
+                         "afterwards (default 10; 0 = off). See CpuGate")
+    ap.add_argument("--steady-max", type=float, default=60, metavar="S",
+                    help="give up waiting for steady CPUs after S seconds (default 60)")
     ap.add_argument("--keep-data", action="store_true", help="keep heaptrack data files")
     ap.add_argument("--no-sample", action="store_true",
                     help="do not run leakscope's mode sample (the production profiler)")
@@ -1259,7 +1344,8 @@ def main(argv=None):
             "host": "%s, %d cpus, python %s" % (platform.node(), os.cpu_count() or 0,
                                                  platform.python_version()),
             "reps": args.reps, "valgrind_reps": args.valgrind_reps if not args.no_valgrind else 0,
-            "warmup": args.warmup, "scales": {w: scales[w] for w in wanted},
+            "warmup": args.warmup, "steady": args.steady,
+            "scales": {w: scales[w] for w in wanted},
             "tools": {t.name: (t.spec() if isinstance(t, Leakscope) else t.kind)
                       for t in tools},
             "tool_kinds": {t.name: t.kind for t in tools},
