@@ -457,6 +457,12 @@ typedef struct ls_sites_global {
 } ls_sites_global_t;
 #define LS_SITES_ON     1
 #define LS_SITES_FRAMES 2
+
+/* The thread's site cache slot of key (a return address, or a hash of site_frames frames). */
+static inline size_t ls__site_slot(uint64_t key)
+{
+    return (size_t)(key ^ (key >> 8)) & (LS_SITE_CACHE - 1);
+}
 extern ls_sites_global_t ls__sites LS_HIDDEN;
 
 /* Maps the tables, draws the secret, installs sites_signal, then sets ls__sampling = 3. Called

@@ -656,9 +656,16 @@ static inline bool sites_counting(size_t size)
                      !ls__tls.guard && size <= LS_SITE_SIZE_MASK);
 }
 
+/* The cached paths' first test: counting on with site_frames 1, and the agent not busy here. */
+static inline bool sites_fast(void)
+{
+    return LS_LIKELY(atomic_load_explicit(&ls__sites.on, memory_order_relaxed) == LS_SITES_ON &&
+                     !ls__tls.guard);
+}
+
 static inline uint32_t site_of_pc(uintptr_t pc)
 {
-    size_t c = (size_t)(pc ^ (pc >> 8)) & (LS_SITE_CACHE - 1);
+    size_t c = ls__site_slot(pc);
     if (LS_LIKELY(ls__tls.site_cache[c].key == pc)) return ls__tls.site_cache[c].id;
     return ls__site_of_pc_slow(pc);
 }
@@ -806,14 +813,12 @@ static LS_COLD __attribute__((noinline)) void *malloc_sites_other(size_t size)
  * thread's shard (cache_put). */
 LS_HOT void *ls__malloc_sites(size_t size)
 {
-    if (LS_UNLIKELY(atomic_load_explicit(&ls__sites.on, memory_order_relaxed) != LS_SITES_ON ||
-                    ls__tls.guard || size > LS_SITE_SIZE_MASK))
-        return malloc_sites_other(size);
+    if (LS_UNLIKELY(!sites_fast() || size > LS_SITE_SIZE_MASK)) return malloc_sites_other(size);
     char *q = ls__real.malloc(size + LS_SITE_HDR);
     if (LS_UNLIKELY(!q)) return NULL;
     q += LS_SITE_HDR;
     uintptr_t pc = (uintptr_t)__builtin_return_address(0);
-    size_t c = (size_t)(pc ^ (pc >> 8)) & (LS_SITE_CACHE - 1);
+    size_t c = ls__site_slot(pc);
     if (LS_UNLIKELY(ls__tls.site_cache[c].key != pc)) return sites_mark_slow(q, size, pc, NULL);
     uint32_t id = ls__tls.site_cache[c].id;
     site_header(q, size, id, 0);
@@ -877,9 +882,8 @@ LS_HOT void *ls__calloc_sites(size_t n, size_t size)
 {
     size_t total;
     uintptr_t pc = (uintptr_t)__builtin_return_address(0);
-    size_t c = (size_t)(pc ^ (pc >> 8)) & (LS_SITE_CACHE - 1);
-    if (LS_UNLIKELY(atomic_load_explicit(&ls__sites.on, memory_order_relaxed) != LS_SITES_ON ||
-                    ls__tls.guard || __builtin_mul_overflow(n, size, &total) ||
+    size_t c = ls__site_slot(pc);
+    if (LS_UNLIKELY(!sites_fast() || __builtin_mul_overflow(n, size, &total) ||
                     total > LS_SITE_SIZE_MASK || ls__tls.site_cache[c].key != pc))
         return calloc_sites_other(n, size);
     uint32_t id = ls__tls.site_cache[c].id;
@@ -949,9 +953,8 @@ static LS_COLD void *realloc_sites_other(void *p, size_t size)
 LS_HOT void *ls__realloc_sites(void *p, size_t size)
 {
     uintptr_t pc = (uintptr_t)__builtin_return_address(0);
-    size_t c = (size_t)(pc ^ (pc >> 8)) & (LS_SITE_CACHE - 1);
-    if (LS_UNLIKELY(atomic_load_explicit(&ls__sites.on, memory_order_relaxed) != LS_SITES_ON ||
-                    ls__tls.guard || !p || size - 1 >= LS_SITE_SIZE_MASK ||
+    size_t c = ls__site_slot(pc);
+    if (LS_UNLIKELY(!sites_fast() || !p || size - 1 >= LS_SITE_SIZE_MASK ||
                     ls__tls.site_cache[c].key != pc))
         return realloc_sites_other(p, size);
     const uint64_t *h = (const uint64_t *)p - 2;

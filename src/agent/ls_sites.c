@@ -140,7 +140,7 @@ out:
 static inline void cache_put(uint64_t key, uint32_t id)
 {
     if (LS_UNLIKELY(!ls__tls.sites_shard)) return;
-    size_t c = (size_t)(key ^ (key >> 8)) & (LS_SITE_CACHE - 1);
+    size_t c = ls__site_slot(key);
     ls__tls.site_cache[c].key = key;
     ls__tls.site_cache[c].id = id;
 }
@@ -191,7 +191,7 @@ uint32_t ls__site_of_frames(const ls_uw_frame_t *f)
         n = ls__unwind_fast_hashed(f, t->stack_hi, pcs, max, &h);
     }
     if (!h) h = 1; /* 0 marks an empty cache entry */
-    size_t c = (size_t)(h ^ (h >> 8)) & (LS_SITE_CACHE - 1);
+    size_t c = ls__site_slot(h);
     if (LS_LIKELY(t->site_cache[c].key == h)) return t->site_cache[c].id;
     bool created;
     uint32_t id = site_lookup(h, pcs, n, NULL, 0, &created);
